@@ -59,7 +59,9 @@ class CaffeBatchNorm(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, frozen={self.frozen}"
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, frozen={self.frozen}"
+        )
 
 
 class CaffeDropout(nn.Module):
