@@ -1,0 +1,313 @@
+"""Typed, frozen experiment configs; config files are JSON or TOML data (never executed).
+
+Glossary (paper symbol / Caffe field -> code name):
+  K (segments per video, TSN section 3.1)            -> ModelCfg.num_segments
+  stacked frames per snippet (5 flow fields, 1 RGB)  -> ModelCfg.new_length
+  G (segmental consensus, "evenly averaging")        -> ModelCfg.consensus
+  partial BN (TSN section 3.2)                       -> ModelCfg.partial_bn
+  cross-modality pre-training (section 3.2)          -> ModelCfg.init
+  mini-batch (256 paper, 128 release)                -> SolverCfg.effective_batch
+  Caffe batch_size per GPU (32)                      -> SolverCfg.batch_per_process
+  Caffe iter_size (gradient accumulation)            -> derived: SolverCfg.iter_size_for(world)
+  base_lr, lr_policy, gamma, stepsize, stepvalue     -> SolverCfg fields of the same names
+  clip_gradients (global L2 clip, release only)      -> SolverCfg.clip_gradients
+
+Resolution order (`load_experiment`): dataclass defaults -> the named solver preset
+(solver.preset, for data.dataset / model.modality) -> the config file -> `key=value` overrides.
+Every key is checked against the field's type; an unknown key is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from tsn.engine import schedule
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the experiment schema."""
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """The network: backbone, input modality and the TSN head."""
+
+    arch: str = "bn_inception"  # backbone name; "tiny" is the engine's smoke-test model
+    modality: str = "rgb"  # "rgb" | "flow" | "rgb_diff" (TSN section 3.1 input types)
+    num_classes: int = 101  # UCF101; 51 for HMDB51
+    num_segments: int = 3  # K, TSN section 4.1 and train_val num_segments
+    new_length: int = 0  # frames per snippet; 0 = modality default (1 rgb, 5 flow/rgb_diff)
+    consensus: str = "avg"  # G: AVE pooling of the segment logits (train_val)
+    dropout: float = -1.0  # -1 = modality default: 0.8 rgb, 0.7 flow (train_val dropout_ratio)
+    partial_bn: str = "release"  # "release" (stats+affine frozen) | "paper" | "none"
+    init: str = "imagenet"  # weights to start from: "imagenet" | "cross_modality" | "none" | path
+
+
+@dataclass(frozen=True)
+class DataCfg:
+    """Where the training videos come from and how they are loaded."""
+
+    dataset: str = "ucf101"  # "ucf101" | "hmdb51" | "synthetic" (in-memory smoke data)
+    split: int = 1  # official split 1-3
+    train_list: str = ""  # file list "path num_frames label" (spec 7.1)
+    root: str = ""  # frame folder root prepended to list paths
+    num_workers: int = 2  # DataLoader worker processes
+    synthetic_size: int = 64  # number of videos of the synthetic dataset
+    synthetic_shape: tuple[int, ...] = (3, 16, 16)  # (C, H, W) of one synthetic frame
+    synthetic_delay_s: float = 0.0  # simulated decode time per item (loader benchmarks)
+
+
+@dataclass(frozen=True)
+class SolverCfg:
+    """Caffe SGD solver fields (spec 3.1, 4.6); `preset` fills the ones a file leaves out."""
+
+    preset: str = "released"  # "released" (default) | "paper" | "custom" (spec 9)
+    base_lr: float = 0.001
+    lr_policy: str = "step"  # "fixed" | "step" | "multistep"
+    gamma: float = 0.1
+    stepsize: int = 1500  # step policy
+    stepvalues: tuple[int, ...] = ()  # multistep policy (Caffe repeated stepvalue)
+    max_iter: int = 3500
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # L2, times each blob's decay_mult
+    clip_gradients: float = 40.0  # global L2 clip of the summed gradient; <= 0 disables
+    effective_batch: int = 128  # videos per update: 32 x 4 GPUs in the release
+    batch_per_process: int = 32  # Caffe VideoData batch_size (per GPU)
+
+    def iter_size_for(self, world_size: int) -> int:
+        """Gradient accumulation steps so one process (or N) reproduces the 4-GPU batch."""
+        return schedule.iter_size_for(self.effective_batch, self.batch_per_process, world_size)
+
+
+@dataclass(frozen=True)
+class TestCfg:
+    """Evaluation during/after training (evaluation itself lives in tsn.engine.evaluate)."""
+
+    val_list: str = ""  # list file of the test videos; "" = no evaluation during training
+    num_segments: int = 25  # frames/stacks per test video (TSN section 4.1)
+    num_crops: int = 10  # 4 corners + centre, and their flips
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run: everything needed to reproduce it, written to the run folder."""
+
+    name: str = "tsn"
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    solver: SolverCfg = field(default_factory=SolverCfg)
+    test: TestCfg = field(default_factory=TestCfg)
+    seed: int = 0  # seeds data order (with the epoch), dropout (with the rank) and init
+    deterministic: bool = True  # torch.use_deterministic_algorithms + fixed threads
+    threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
+    device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available) | "cpu" | "cuda"
+    run_root: str = "runs"  # run folders are <run_root>/<name>
+    checkpoint_every: int = 500  # iterations between checkpoints (and one at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    display: int = 20  # log every N iterations (solver display)
+    dist_timeout_s: float = 120.0  # a collective waiting longer than this fails the run
+
+    def validate(self) -> None:
+        """Check invariants that the type system cannot express."""
+        if self.model.modality not in ("rgb", "flow", "rgb_diff"):
+            raise ConfigError(f"model.modality {self.model.modality!r}: use rgb, flow or rgb_diff")
+        if self.model.partial_bn not in ("release", "paper", "none"):
+            raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none")
+        if self.solver.lr_policy not in schedule.POLICIES:
+            raise ConfigError(f"solver.lr_policy {self.solver.lr_policy!r}: {schedule.POLICIES}")
+        if self.solver.max_iter <= 0 or self.checkpoint_every <= 0:
+            raise ConfigError("solver.max_iter and checkpoint_every must be positive")
+        if self.solver.effective_batch % self.solver.batch_per_process:
+            raise ConfigError(
+                f"solver.effective_batch {self.solver.effective_batch} is not a multiple of "
+                f"solver.batch_per_process {self.solver.batch_per_process}"
+            )
+
+
+SECTIONS = {"model": ModelCfg, "data": DataCfg, "solver": SolverCfg, "test": TestCfg}
+
+
+def _coerce(value, hint, key: str, source: str):
+    """Check (and, for strings from the command line, parse) one value against a field type."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            value = [v for v in text.split(",") if v.strip()] if text else []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, key, source) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{source}: {key}: union fields are not supported")
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise ConfigError(f"{source}: {key}: unsupported field type {hint}")
+    raise ConfigError(f"{source}: {key} must be {hint.__name__}, got {value!r}")
+
+
+def _flatten(data: dict, source: str, prefix: str = "") -> dict[str, object]:
+    """Nested {"solver": {"base_lr": 1}} -> {"solver.base_lr": 1}."""
+    flat = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if prefix or key not in SECTIONS:
+                raise ConfigError(f"{source}: {name!r} is not a config section {sorted(SECTIONS)}")
+            flat.update(_flatten(value, source, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _hints(cls) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def _check_key(key: str, source: str) -> tuple[type, str, object]:
+    """(dataclass, field name, type) of a dotted key; unknown keys raise with the valid ones."""
+    section, _, name = key.rpartition(".")
+    cls = SECTIONS.get(section) if section else Experiment
+    hints = _hints(cls) if cls is not None else {}
+    if cls is None or name not in hints or (not section and name in SECTIONS):
+        valid = [f.name for f in fields(cls)] if cls is not None else sorted(SECTIONS)
+        raise ConfigError(f"{source}: unknown config key {key!r}; valid here: {valid}")
+    return cls, name, hints[name]
+
+
+def read_config_file(path: str | Path) -> dict[str, object]:
+    """Read a .json or .toml config as flat `section.key -> value` data (no code is executed)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(raw.decode("utf-8"))
+        elif path.suffix == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            raise ConfigError(f"{path}: config files must end in .json or .toml")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a table/object of config keys")
+    return _flatten(data, str(path))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """['solver.base_lr=0.01', ...] -> {'solver.base_lr': '0.01'}; values parsed later by type."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {pair!r}: write it as section.key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_experiment(values: dict[str, object], source: str = "config") -> Experiment:
+    """Resolve defaults -> solver preset -> the given flat values into a validated Experiment."""
+    typed: dict[str, object] = {}
+    for key, value in values.items():
+        _cls, _name, hint = _check_key(key, source)
+        typed[key] = _coerce(value, hint, key, source)
+    sections: dict[str, dict] = {name: {} for name in SECTIONS}
+    top: dict[str, object] = {}
+    for key, value in typed.items():
+        section, _, name = key.rpartition(".")
+        (sections[section] if section else top)[name] = value
+    model = ModelCfg(**sections["model"])
+    data = DataCfg(**sections["data"])
+    solver_fields = dict(sections["solver"])
+    preset_name = solver_fields.get("preset", SolverCfg.preset)
+    if preset_name != "custom":
+        dataset = "ucf101" if data.dataset == "synthetic" else data.dataset
+        try:
+            base = schedule.preset(preset_name, dataset, model.modality)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        solver_fields = {**base, **solver_fields}
+    exp = Experiment(
+        model=model,
+        data=data,
+        solver=SolverCfg(**solver_fields),
+        test=TestCfg(**sections["test"]),
+        **top,
+    )
+    exp.validate()
+    return exp
+
+
+def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> Experiment:
+    """Config file (optional) plus `key=value` overrides -> a validated, frozen Experiment."""
+    values = read_config_file(path) if path is not None else {}
+    values.update(parse_overrides(list(overrides)))
+    return build_experiment(values, source=str(path) if path else "command line")
+
+
+def to_dict(exp: Experiment) -> dict:
+    """The fully resolved experiment as plain JSON data (written to the run folder)."""
+    return dataclasses.asdict(exp)
+
+
+def from_resolved(data: dict, source: str) -> Experiment:
+    """Rebuild an Experiment from `to_dict` output (the run folder's config.json)."""
+    flat = _flatten(data, source)
+    # the resolved file already holds every solver field: do not re-apply a preset over it
+    flat["solver.preset"] = "custom"
+    exp = build_experiment(flat, source)
+    return replace(exp, solver=replace(exp.solver, preset=data["solver"]["preset"]))
+
+
+def solver_from_caffe(param, batch_per_process: int = 32, world_size: int = 1) -> SolverCfg:
+    """A SolverCfg from a Caffe SolverParameter (prototxt_port.read_solver), preset 'custom'."""
+    if param.lr_policy not in schedule.POLICIES:
+        raise ConfigError(f"solver lr_policy {param.lr_policy!r} is not one of {schedule.POLICIES}")
+    if param.regularization_type not in ("", "L2"):
+        raise ConfigError(f"solver regularization_type {param.regularization_type!r}: only L2")
+    iter_size = max(1, int(param.iter_size))
+    return SolverCfg(
+        preset="custom",
+        base_lr=float(param.base_lr),
+        lr_policy=param.lr_policy,
+        gamma=float(param.gamma),
+        stepsize=int(param.stepsize),
+        stepvalues=tuple(int(v) for v in param.stepvalue),
+        max_iter=int(param.max_iter),
+        momentum=float(param.momentum),
+        weight_decay=float(param.weight_decay),
+        clip_gradients=float(param.clip_gradients),
+        effective_batch=batch_per_process * iter_size * world_size,
+        batch_per_process=batch_per_process,
+    )

@@ -1,0 +1,192 @@
+"""Caffe's SGD solver, exactly (spec/tsn_caffe_facts.md 4.6; caffe_golden/README.md section C).
+
+Per iteration, with `g` the gradient SUMMED over the iter_size sub-iterations (and, with several
+processes, already averaged over ranks by tsn.engine.distributed):
+
+    norm = sqrt(sum over ALL blobs of ||g||^2)        # solver.cpp ClipGradients, before decay
+    if clip > 0 and norm > clip: g *= clip / norm
+    g   /= iter_size                                  # Normalize
+    g   += weight_decay * decay_mult * w              # Regularize (L2)
+    h    = (lr * lr_mult) * g + momentum * h          # ComputeUpdateValue: lr lives IN the buffer
+    w   -= h                                          # Net::Update
+
+This differs from torch.optim.SGD (`h = m*h + g; w -= lr*h`) right after an lr drop: Caffe's
+buffer still carries velocity scaled by the old lr. `param_specs(model, modality)` gives the
+lr_mult / decay_mult of every blob of a native (non-prototxt) model, as the TSN train_val files
+set them (spec 3.3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tsn.models.caffe_layers import CaffeBatchNorm
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One learnable (or statistics) blob and the multipliers Caffe's solver applies to it.
+
+    prototxt_port.CaffeParam has the same fields, so a CaffeNet's `caffe_params()` can be
+    passed to CaffeSGD directly.
+    """
+
+    name: str  # state-dict key (native models) or f"{layer}_{blob}" (prototxt nets)
+    tensor: torch.Tensor  # nn.Parameter, or a buffer (BN running stats: lr 0, decay 0)
+    lr_mult: float
+    decay_mult: float
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What one solver step did: Caffe logs the norm and scale when it clips."""
+
+    grad_norm: float  # global L2 norm of the summed gradient, before clipping
+    clipped: bool
+    clip_scale: float  # clip / norm when clipped, else 1.0
+
+
+def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
+    """lr_mult / decay_mult of every parameter of a native TSN model, as the train_val prototxts.
+
+    conv / linear weight 1/1, bias 2/0; CaffeBatchNorm scale and shift 1/0 when trainable and
+    0/0 when frozen (bn_layer.cpp forces it); running stats are left to the forward pass.
+    Flow (and rgb_diff) models train their first conv with 5/10 and decay 1/0 (flow train_val,
+    spec 3.3). Any other module type that owns parameters raises: it needs a policy first.
+    """
+    specs: list[ParamSpec] = []
+    # conv1/7x7_s2 is the first convolution in module (= prototxt) order
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    for module_name, module in model.named_modules():
+        own = dict(module.named_parameters(recurse=False))
+        if not own:
+            continue
+        prefix = f"{module_name}." if module_name else ""
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            first = module is first_conv
+            boost = 5.0 if (first and modality in ("flow", "rgb_diff")) else 1.0
+            mults = {"weight": (1.0 * boost, 1.0), "bias": (2.0 * boost, 0.0)}
+        elif isinstance(module, CaffeBatchNorm):
+            trainable = module.weight.requires_grad
+            mult = (1.0, 0.0) if trainable else (0.0, 0.0)
+            mults = {"weight": mult, "bias": mult}
+        else:
+            raise TypeError(
+                f"module {module_name!r} of type {type(module).__name__} has parameters "
+                f"{sorted(own)} but tsn.engine.optim has no lr_mult/decay_mult policy for it; "
+                "add one to param_specs (spec/tsn_caffe_facts.md 3.3) before training"
+            )
+        for attr, tensor in own.items():
+            if attr not in mults:
+                raise TypeError(f"{prefix}{attr}: no lr_mult/decay_mult policy for this tensor")
+            lr_mult, decay_mult = mults[attr]
+            specs.append(ParamSpec(prefix + attr, tensor, lr_mult, decay_mult))
+    return specs
+
+
+class CaffeSGD:
+    """Caffe's SGDSolver update on a list of ParamSpec-like records (name, tensor, mults)."""
+
+    def __init__(
+        self,
+        params: Iterable,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        clip_gradients: float = 0.0,
+    ) -> None:
+        self.params: list = list(params)
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError("CaffeSGD: parameter names must be unique")
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.clip_gradients = clip_gradients  # solver clip_gradients; <= 0 means off (Caffe)
+        # history: the momentum buffer h of every blob, 0 at start (saved in .solverstate)
+        self.history = {p.name: torch.zeros_like(p.tensor) for p in self.params}
+
+    def grads(self) -> list[torch.Tensor | None]:
+        """The accumulated gradient of each blob (None where nothing flowed, e.g. frozen BN)."""
+        return [getattr(p.tensor, "grad", None) for p in self.params]
+
+    def zero_grad(self) -> None:
+        """Reset accumulated gradients to None before the next iteration's sub-iterations."""
+        for p in self.params:
+            if isinstance(p.tensor, nn.Parameter):
+                p.tensor.grad = None
+
+    def global_norm(self) -> torch.Tensor:
+        """L2 norm over all blobs' summed gradients (lr_mult-0 blobs contribute 0), float64."""
+        total = None
+        for g in self.grads():
+            if g is None:
+                continue
+            sq = g.detach().double().pow(2).sum()
+            total = sq if total is None else total + sq
+        if total is None:
+            return torch.zeros((), dtype=torch.float64)
+        return total.sqrt()
+
+    @torch.no_grad()
+    def step(self, lr: float, iter_size: int = 1) -> StepInfo:
+        """Apply one Caffe update with learning rate `lr`; gradients are consumed (set to None)."""
+        norm = float(self.global_norm())
+        clipped = self.clip_gradients > 0 and norm > self.clip_gradients
+        # Caffe computes the factor in Dtype (float32): clip_gradients / l2norm_diff
+        scale = 1.0
+        if clipped:
+            scale = float(torch.tensor(self.clip_gradients / norm, dtype=torch.float32))
+        for p, g in zip(self.params, self.grads()):
+            if p.lr_mult == 0.0:
+                # h = 0 * g + m * h stays 0 from a zero start: nothing moves (frozen BN, stats)
+                continue
+            w = p.tensor
+            g = torch.zeros_like(w) if g is None else g.detach().clone()
+            if clipped:
+                g.mul_(scale)
+            if iter_size > 1:
+                g.mul_(1.0 / iter_size)
+            local_decay = self.weight_decay * p.decay_mult
+            if local_decay:
+                g.add_(w, alpha=local_decay)
+            h = self.history[p.name]
+            # caffe_cpu_axpby(local_rate, diff, momentum, history)
+            h.mul_(self.momentum).add_(g, alpha=lr * p.lr_mult)
+            w.sub_(h)
+        self.zero_grad()
+        return StepInfo(norm, clipped, scale)
+
+    def state_dict(self) -> dict:
+        """Momentum history by blob name plus the hyper-parameters (for checkpoints)."""
+        return {
+            "history": {k: v.detach().clone() for k, v in self.history.items()},
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "clip_gradients": self.clip_gradients,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the momentum history; names and shapes must match this model exactly."""
+        history = state["history"]
+        missing = sorted(set(self.history) - set(history))
+        extra = sorted(set(history) - set(self.history))
+        if missing or extra:
+            raise ValueError(
+                f"optimizer state does not fit this model: missing {missing[:5]}, "
+                f"unexpected {extra[:5]}"
+            )
+        for name, buf in self.history.items():
+            saved = history[name]
+            if tuple(saved.shape) != tuple(buf.shape):
+                raise ValueError(
+                    f"optimizer state {name}: shape {tuple(saved.shape)} != {tuple(buf.shape)}"
+                )
+            buf.copy_(saved.to(buf.device, buf.dtype))
+
+
+def is_finite(values: Sequence[float]) -> bool:
+    """True when every value is a finite float (loss and gradient-norm guard)."""
+    return all(math.isfinite(v) for v in values)
