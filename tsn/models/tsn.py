@@ -1,0 +1,115 @@
+"""The TSN wrapper (paper sec. 3.1): one backbone applied to K snippets, then segmental consensus.
+
+Input layout follows Caffe's VideoData blob (spec/tsn_caffe_facts.md 1.3): (N, K*L*C, H, W)
+with segment-major channels (segment k, stacked frame l, channel c at index k*L*C + l*C + c).
+The prototxt's `reshape_data` turns it into N*K snippet images, video-major and segment-minor
+(video0-seg0, video0-seg1, ..., video1-seg0); the backbone (with its dropout and classifier)
+scores each; `reshape_fc` regroups them to (N, K, classes); the consensus combines the K scores
+BEFORE softmax (the loss applies softmax afterwards).
+
+Glossary: K = `num_segments`, L = `new_length` (frames stacked per snippet: 1 for RGB, 5 for
+flow), C = `channels_per_frame` (3 for RGB and RGB difference, 2 for flow x/y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tsn.models.consensus import build_consensus
+
+
+@dataclass(frozen=True)
+class Modality:
+    """Input layout and dropout of one TSN stream."""
+
+    name: str  # "rgb", "flow", "rgb_diff", "warped_flow"
+    channels_per_frame: int  # C
+    new_length: int  # L, frames stacked per snippet
+    dropout: float  # dropout before the classifier
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of one snippet image fed to the backbone (L * C)."""
+        return self.new_length * self.channels_per_frame
+
+
+MODALITIES: dict[str, Modality] = {
+    # train_val: new_length 1, dropout_ratio 0.8 (spec 1.1, 2.1)
+    "rgb": Modality("rgb", 3, 1, 0.8),
+    # train_val: new_length 5 of (x, y) -> 10 channels, dropout_ratio 0.7
+    "flow": Modality("flow", 2, 5, 0.7),
+    # paper only (no release spec): 5 stacked RGB differences; dropout 0.8 as the other
+    # appearance-derived stream is our choice
+    "rgb_diff": Modality("rgb_diff", 3, 5, 0.8),
+    # paper: warped flow is fed exactly like optical flow
+    "warped_flow": Modality("warped_flow", 2, 5, 0.7),
+}
+
+
+def get_modality(name: str) -> Modality:
+    """The Modality called `name`, or a ValueError listing the known ones."""
+    if name not in MODALITIES:
+        raise ValueError(f"unknown modality {name!r}: choose one of {', '.join(MODALITIES)}")
+    return MODALITIES[name]
+
+
+class TSN(nn.Module):
+    """Temporal Segment Network around a per-snippet backbone (shared weights over segments)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_segments: int = 3,
+        new_length: int = 1,
+        channels_per_frame: int = 3,
+        consensus: str = "avg",
+    ) -> None:
+        super().__init__()
+        if num_segments < 1 or new_length < 1 or channels_per_frame < 1:
+            raise ValueError(
+                f"num_segments, new_length and channels_per_frame must be positive, got "
+                f"{num_segments}, {new_length}, {channels_per_frame}"
+            )
+        self.backbone = backbone
+        self.num_segments = num_segments
+        self.new_length = new_length
+        self.channels_per_frame = channels_per_frame
+        self.consensus_name = consensus
+        self.consensus = build_consensus(consensus, num_segments)
+        self.init_record: dict = {}  # filled by build_tsn: how the weights were initialised
+
+    @property
+    def snippet_channels(self) -> int:
+        """Channels of one snippet image: new_length * channels_per_frame."""
+        return self.new_length * self.channels_per_frame
+
+    def _check(self, x: torch.Tensor, channels: int, layout: str) -> None:
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(
+                f"TSN input must be {layout} with {channels} channels (K={self.num_segments}, "
+                f"new_length={self.new_length}, C={self.channels_per_frame}), "
+                f"got shape {tuple(x.shape)}"
+            )
+
+    def segment_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """VideoData blob (N, K*L*C, H, W) -> per-segment logits (N, K, classes)."""
+        self._check(x, self.num_segments * self.snippet_channels, "(N, K*L*C, H, W)")
+        n, _, h, w = x.shape
+        x = x.reshape(n * self.num_segments, self.snippet_channels, h, w)  # reshape_data
+        scores = self.backbone(x)  # N*K x classes (backbone ends in dropout -> fc)
+        return scores.reshape(n, self.num_segments, -1)  # reshape_fc: N x K x classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """VideoData blob (N, K*L*C, H, W) -> video logits after consensus (N, classes)."""
+        return self.consensus(self.segment_scores(x))  # N x classes, before softmax
+
+    def forward_snippets(self, x: torch.Tensor) -> torch.Tensor:
+        """Test-time snippets (M, L*C, H, W) -> per-snippet logits (M, classes).
+
+        The 25-frame x 10-crop protocol (spec 5.1) averages these outside the model.
+        """
+        self._check(x, self.snippet_channels, "(M, L*C, H, W)")
+        return self.backbone(x)
