@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # sub-command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("tsn.engine.train_cli", "train (or --resume) a TSN experiment from a config file"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tsn.engine import schedule
+
+try:  # Python >= 3.11; on 3.10 config files must be JSON
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
+    tomllib = None
 
 
 class ConfigError(ValueError):
@@ -207,18 +211,18 @@ def _check_key(key: str, source: str) -> tuple[type, str, object]:
 def read_config_file(path: str | Path) -> dict[str, object]:
     """Read a .json or .toml config as flat `section.key -> value` data (no code is executed)."""
     path = Path(path)
+    if path.suffix not in (".toml", ".json"):
+        raise ConfigError(f"{path}: config files must end in .json or .toml (never Python)")
+    if path.suffix == ".toml" and tomllib is None:
+        raise ConfigError(f"{path}: TOML needs Python >= 3.11; use a .json config")
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from None
     try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(raw.decode("utf-8"))
-        elif path.suffix == ".json":
-            data = json.loads(raw.decode("utf-8"))
-        else:
-            raise ConfigError(f"{path}: config files must end in .json or .toml")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except ValueError as err:  # TOMLDecodeError, JSONDecodeError, UnicodeDecodeError
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table/object of config keys")

@@ -27,6 +27,7 @@ from torch import nn
 
 from tsn.models.caffe_layers import CaffeBatchNorm
 
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One learnable (or statistics) blob and the multipliers Caffe's solver applies to it.

@@ -45,7 +45,8 @@ def lr_at(cfg: ScheduleFields, it: int) -> float:
     raise ValueError(f"lr_policy {cfg.lr_policy!r} is not supported; use one of {POLICIES}")
 
 
-# Released solvers (spec 3.1): [TSN] models/{ucf101,hmdb51}/tsn_bn_inception_{rgb,flow}_solver.prototxt.
+# Released solvers (spec 3.1):
+# [TSN] models/{ucf101,hmdb51}/tsn_bn_inception_{rgb,flow}_solver.prototxt.
 # Every one has momentum 0.9, weight_decay 5e-4, gamma 0.1, iter_size 1 on 4 GPUs of 32.
 _RELEASED = {
     ("ucf101", "rgb"): dict(base_lr=0.001, lr_policy="step", stepsize=1500, stepvalues=(),

@@ -1,0 +1,125 @@
+"""The run folder: resolved config, log file, metrics CSV and the loss/accuracy plot.
+
+<run_root>/<name>/
+  config.json      the fully resolved Experiment (tsn.config.to_dict), written once
+  run.json         what was actually used: init weights, world size, iter_size, device, torch
+  train.log        the log of rank 0
+  metrics.csv      one row per iteration (see COLUMNS)
+  curves.png       loss and training clip top-1 against the iteration
+  checkpoints/     iter_<N>.pt (tsn.engine.checkpoint)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+from tsn.engine.checkpoint import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "iter",  # 0-based iteration that this row's update completed
+    "epoch",  # data epoch after the iteration
+    "lr",  # Caffe rate of the iteration (before lr_mult)
+    "loss",  # mean over sub-iterations and ranks (Caffe's displayed loss)
+    "clip_top1",  # training top-1 of the iteration's batches (video-level, after consensus)
+    "grad_norm",  # global L2 norm of the summed, rank-averaged gradient
+    "clipped",  # 1 when clip_gradients scaled the gradient down
+    "clip_scale",
+    "seconds",  # wall time of the iteration
+    "videos_per_s",  # effective batch / seconds
+)
+
+
+class RunFolder:
+    """Paths of one run and the writers for its log, metrics and plot."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.record = self.path / "run.json"
+        self.log = self.path / "train.log"
+        self.metrics = self.path / "metrics.csv"
+        self.plot = self.path / "curves.png"
+        self.checkpoints = self.path / "checkpoints"
+        self._handler: logging.Handler | None = None
+
+    def create(self) -> None:
+        """Make the folders."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def attach_log(self) -> None:
+        """Send the `tsn` and `prototxt_port` loggers to train.log too (appending on resume)."""
+        self._handler = logging.FileHandler(self.log, encoding="utf-8")
+        self._handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        for name in ("tsn", "prototxt_port"):
+            logger = logging.getLogger(name)
+            logger.addHandler(self._handler)
+            if logger.level == logging.NOTSET or logger.level > logging.INFO:
+                logger.setLevel(logging.INFO)
+
+    def detach_log(self) -> None:
+        """Close the log file handler."""
+        if self._handler is not None:
+            for name in ("tsn", "prototxt_port"):
+                logging.getLogger(name).removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def write_json(self, path: Path, data: dict) -> None:
+        """Atomic, pretty JSON."""
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def start_metrics(self, first_iter: int) -> None:
+        """Create metrics.csv, or on resume drop the rows of iterations that are redone."""
+        rows = []
+        if first_iter > 0 and self.metrics.exists():
+            with open(self.metrics, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iter"]) < first_iter]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics, buf.getvalue())
+
+    def append_metrics(self, row: dict) -> None:
+        """Append one iteration's row (flushed at once so a killed run keeps its history)."""
+        with open(self.metrics, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
+
+    def read_metrics(self) -> list[dict]:
+        """All rows of metrics.csv as dicts of strings."""
+        with open(self.metrics, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def write_plot(self) -> Path | None:
+        """Loss and training clip top-1 against the iteration, saved as curves.png."""
+        rows = self.read_metrics()
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on training machines
+        import matplotlib.pyplot as plt
+
+        it = [int(r["iter"]) for r in rows]
+        fig, (ax_loss, ax_acc) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+        ax_loss.plot(it, [float(r["loss"]) for r in rows], lw=0.8)
+        ax_loss.set_ylabel("training loss")
+        ax_loss.set_yscale("log")
+        ax_acc.plot(it, [float(r["clip_top1"]) for r in rows], lw=0.8, color="tab:green")
+        ax_acc.set_ylabel("training clip top-1")
+        ax_acc.set_xlabel("iteration")
+        fig.suptitle(self.path.name)
+        fig.tight_layout()
+        tmp = self.plot.with_name(".curves.tmp.png")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        tmp.replace(self.plot)
+        return self.plot

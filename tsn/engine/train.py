@@ -1,0 +1,280 @@
+"""The training loop: Caffe's solver iteration, resumable, on 1 or N processes.
+
+One iteration (spec/tsn_caffe_facts.md 4.6): iter_size forward/backward passes whose gradients
+are summed; gradients averaged over ranks; lr from the schedule at the 0-based iteration; the
+CaffeSGD update (clip, /iter_size, decay, momentum with lr inside). A non-finite loss or gradient
+stops the run before the update, with the last good checkpoint kept. Checkpoints every
+`checkpoint_every` iterations and at the end; `resume=True` continues from the newest one with
+model, momentum, RNG and data position, so a killed-and-resumed run ends with the same weights as
+an uninterrupted one (deterministic CPU mode; tests/test_engine_resume.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from tsn import config as config_mod
+from tsn.config import Experiment
+from tsn.engine import checkpoint, distributed
+from tsn.engine.optim import CaffeSGD, param_specs
+from tsn.engine.runlog import RunFolder
+from tsn.engine.schedule import lr_at
+from tsn.engine.smoke import SyntheticClips, TinyTSN
+from tsn.engine.stream import BatchStream, StreamPosition
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or gradient became NaN/inf; the run stopped without applying the update."""
+
+
+class ResumeError(RuntimeError):
+    """--resume asked for something the run folder cannot give."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    iterations: int
+    final_loss: float
+    checkpoint: Path | None
+
+
+def default_new_length(modality: str, new_length: int) -> int:
+    """Frames per snippet: 1 for RGB, 5 for flow and RGB difference (train_val new_length)."""
+    return new_length or (1 if modality == "rgb" else 5)
+
+
+def select_device(name: str, local_rank: int) -> torch.device:
+    """'auto' -> cuda:LOCAL_RANK when CUDA is present, else the CPU; the one device choice."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda but torch sees no CUDA device; use device=cpu")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def set_determinism(exp: Experiment) -> None:
+    """Deterministic kernels and a fixed thread count (resume gives identical weights)."""
+    if exp.threads > 0:
+        torch.set_num_threads(exp.threads)
+    if exp.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
+    """The network of `exp.model` and a record of the initialisation actually used."""
+    m = exp.model
+    length = default_new_length(m.modality, m.new_length)
+    dropout = m.dropout if m.dropout >= 0 else (0.8 if m.modality == "rgb" else 0.7)
+    if m.arch == "tiny":
+        channels = exp.data.synthetic_shape[0] * length
+        model = TinyTSN(channels, m.num_segments, m.num_classes, dropout, partial_bn=m.partial_bn)
+        return model, {"init": f"random (torch seed {exp.seed})", "arch": "tiny"}
+    try:
+        from tsn.models import build_tsn
+    except ImportError as err:
+        raise RuntimeError(
+            f"model.arch={m.arch!r} needs tsn.models.build_tsn, which is not available ({err})"
+        ) from None
+    model, record = build_tsn(m, new_length=length, dropout=dropout)
+    return model, dict(record)
+
+
+def build_dataset(exp: Experiment):
+    """The training dataset of `exp.data` (synthetic clips, or TSNDataset over a file list)."""
+    d, m = exp.data, exp.model
+    length = default_new_length(m.modality, m.new_length)
+    if d.dataset == "synthetic":
+        return SyntheticClips(
+            d.synthetic_size, m.num_segments, length, d.synthetic_shape, m.num_classes,
+            exp.seed, d.synthetic_delay_s,
+        ), None
+    from tsn.data.dataset import TSNDataset, worker_init_fn
+    from tsn.data.video_list import read_file_list
+
+    if not d.train_list:
+        raise config_mod.ConfigError(f"data.train_list is empty: give the {d.dataset} list file")
+    records = read_file_list(d.train_list, root=d.root or None)
+    dataset = TSNDataset(
+        records, m.modality, num_segments=m.num_segments, new_length=length, train=True,
+        seed=exp.seed,
+    )
+    return dataset, worker_init_fn
+
+
+def _snapshot_state(exp, model, opt, stream, device) -> dict:
+    return {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "data": {"epoch": stream.position.epoch, "batch": stream.position.batch},
+        # every rank's generators: dropout masks differ per rank and must resume exactly
+        "rng": distributed.all_gather_object(checkpoint.rng_state(device)),
+        "config": config_mod.to_dict(exp),
+    }
+
+
+def _check_resumable(saved: dict, exp: Experiment, world: int, path: Path) -> None:
+    """A checkpoint resumes only the same experiment (max_iter may grow) on the same world."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return out
+
+    now, was = flat(config_mod.to_dict(exp)), flat(saved["config"])
+    was["solver.max_iter"] = now["solver.max_iter"]
+    was["name"] = now["name"]
+    diff = sorted(k for k in now.keys() | was.keys() if now.get(k) != was.get(k))
+    if diff:
+        raise ResumeError(f"{path}: saved with a different config ({diff[:5]}); resume with it")
+    if len(saved["rng"]) != world:
+        raise ResumeError(
+            f"{path}: written by {len(saved['rng'])} process(es), now {world}: the data order "
+            "and dropout streams would differ; resume with the same number of processes"
+        )
+
+
+def train(exp: Experiment, resume: bool = False, run_dir: Path | None = None) -> TrainResult:
+    """Run (or resume) the experiment; returns where it ended. Raises on non-finite loss."""
+    set_determinism(exp)
+    info = distributed.detect()
+    device = select_device(exp.device, info.local_rank)
+    info = distributed.init(device, exp.dist_timeout_s)
+    try:
+        return _train(exp, resume, run_dir, info, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(exp, resume, run_dir, info, device) -> TrainResult:
+    world, rank = info.world_size, info.rank
+    iter_size = exp.solver.iter_size_for(world)
+    run = RunFolder(Path(run_dir) if run_dir else Path(exp.run_root) / exp.name)
+    found = checkpoint.latest(run.checkpoints)
+    if not resume and found is not None:
+        raise ResumeError(
+            f"{run.path} already holds checkpoints ({found.name}): pass --resume to continue "
+            "it, or choose another name= / run folder"
+        )
+    if resume and found is None:
+        raise ResumeError(f"--resume: no checkpoint under {run.checkpoints}")
+    if info.is_main:
+        run.create()
+        run.attach_log()
+    distributed.barrier()
+
+    torch.manual_seed(exp.seed)  # same init on every rank (then rank 0's is broadcast anyway)
+    model, init_record = build_model(exp)
+    model.to(device).train()
+    specs = param_specs(model, exp.model.modality)
+    opt = CaffeSGD(specs, exp.solver.momentum, exp.solver.weight_decay, exp.solver.clip_gradients)
+    start_iter, position = 0, StreamPosition()
+    torch.manual_seed(exp.seed * 7919 + 1 + rank)  # dropout stream, different on every rank
+    if resume:
+        saved = checkpoint.load(found)
+        _check_resumable(saved, exp, world, found)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        checkpoint.set_rng_state(saved["rng"][rank], device)
+        start_iter = int(saved["iteration"])
+        position = StreamPosition(int(saved["data"]["epoch"]), int(saved["data"]["batch"]))
+        log.info("resumed from %s at iteration %d", found, start_iter)
+    distributed.broadcast_module(model)  # Caffe SyncData: all blobs from rank 0
+
+    dataset, worker_init = build_dataset(exp)
+    stream = BatchStream(
+        dataset, exp.solver.batch_per_process, exp.seed, rank, world, exp.data.num_workers,
+        worker_init, position, pin_memory=device.type == "cuda",
+    )
+    if info.is_main:
+        run.write_json(run.config, config_mod.to_dict(exp))
+        run.write_json(run.record, {
+            **init_record, "world_size": world, "iter_size": iter_size, "device": str(device),
+            "launcher": info.launcher, "torch": torch.__version__, "host": platform.node(),
+            "effective_batch": exp.solver.batch_per_process * iter_size * world,
+        })
+        run.start_metrics(start_iter)
+        log.info("run %s: %d iterations, iter_size %d x %d process(es) x batch %d",
+                 run.path, exp.solver.max_iter, iter_size, world, exp.solver.batch_per_process)
+
+    last_ckpt, loss_value = found, float("nan")
+    bar = tqdm(range(start_iter, exp.solver.max_iter), initial=start_iter,
+               total=exp.solver.max_iter, disable=not info.is_main or None, desc="train")
+    for it in bar:
+        t0 = time.perf_counter()
+        lr = lr_at(exp.solver, it)
+        losses, correct, seen = [], 0, 0
+        for _ in range(iter_size):
+            x, y = next(stream)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)  # SoftmaxWithLoss: mean over the batch
+            loss.backward()  # gradients of the sub-iterations accumulate (sum)
+            losses.append(loss.detach())
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += y.numel()
+        distributed.average_gradients(s.tensor for s in specs)
+        norm = float(opt.global_norm())
+        loss_value, acc = distributed.mean_scalars(
+            [float(torch.stack(losses).mean()), correct / seen], device
+        )
+        if not (torch.isfinite(torch.tensor([loss_value, norm])).all()):
+            msg = (
+                f"iteration {it}: the loss is {loss_value} and the gradient norm {norm}: "
+                f"training stopped before this update; the last good checkpoint is "
+                f"{last_ckpt or 'none (no checkpoint written yet)'}; lower solver.base_lr "
+                "or check the input data"
+            )
+            log.error(msg)
+            raise NonFiniteLossError(msg)
+        step = opt.step(lr, iter_size)
+        seconds = time.perf_counter() - t0
+        if info.is_main:
+            if step.clipped:  # the message Caffe's ClipGradients logs
+                log.debug("Gradient clipping: scaling down gradients (L2 norm %g > %g) by "
+                          "scale factor %g", step.grad_norm, opt.clip_gradients, step.clip_scale)
+            run.append_metrics({
+                "iter": it, "epoch": stream.position.epoch, "lr": f"{lr:.8g}",
+                "loss": f"{loss_value:.8g}", "clip_top1": f"{acc:.6f}",
+                "grad_norm": f"{step.grad_norm:.8g}", "clipped": int(step.clipped),
+                "clip_scale": f"{step.clip_scale:.8g}", "seconds": f"{seconds:.4f}",
+                "videos_per_s": f"{exp.solver.batch_per_process * iter_size * world / seconds:.2f}",
+            })
+            if it % exp.display == 0 or it + 1 == exp.solver.max_iter:
+                log.info("Iteration %d, lr = %g, loss = %.6g, clip_top1 = %.3f", it, lr,
+                         loss_value, acc)
+            bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:g}")
+        done = it + 1
+        if done % exp.checkpoint_every == 0 or done == exp.solver.max_iter:
+            state = _snapshot_state(exp, model, opt, stream, device)  # collective: all ranks
+            if info.is_main:
+                last_ckpt = checkpoint.save(run.checkpoints, done, state, exp.keep_checkpoints)
+            distributed.barrier()
+    bar.close()
+    if info.is_main:
+        run.write_plot()
+        run.detach_log()
+    return TrainResult(run.path, exp.solver.max_iter, loss_value, last_ckpt)
+
+
+def with_overrides(exp: Experiment, **solver_fields) -> Experiment:
+    """A copy of `exp` with some solver fields replaced (tests and benchmarks)."""
+    return replace(exp, solver=replace(exp.solver, **solver_fields))
