@@ -42,15 +42,16 @@ class ConfigError(ValueError):
 class ModelCfg:
     """The network: backbone, input modality and the TSN head."""
 
-    arch: str = "bn_inception"  # backbone name; "tiny" is the engine's smoke-test model
+    arch: str = "bn_inception"  # tsn.models.BACKBONES name; "tiny" = the engine's smoke model
     modality: str = "rgb"  # "rgb" | "flow" | "rgb_diff" (TSN section 3.1 input types)
     num_classes: int = 101  # UCF101; 51 for HMDB51
     num_segments: int = 3  # K, TSN section 4.1 and train_val num_segments
     new_length: int = 0  # frames per snippet; 0 = modality default (1 rgb, 5 flow/rgb_diff)
     consensus: str = "avg"  # G: AVE pooling of the segment logits (train_val)
     dropout: float = -1.0  # -1 = modality default: 0.8 rgb, 0.7 flow (train_val dropout_ratio)
-    partial_bn: str = "release"  # "release" (stats+affine frozen) | "paper" | "none"
-    init: str = "imagenet"  # weights to start from: "imagenet" | "cross_modality" | "none" | path
+    partial_bn: str = "release"  # "release" (stats+affine frozen) | "paper" | "none" | "all"
+    init: str = "imagenet"  # "imagenet" (release; cross-modality for flow) | "scratch"
+    init_weights: str = ""  # converted ImageNet .pt (python -m prototxt_port convert); "" = none
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,8 @@ class Experiment:
         """Check invariants that the type system cannot express."""
         if self.model.modality not in ("rgb", "flow", "rgb_diff"):
             raise ConfigError(f"model.modality {self.model.modality!r}: use rgb, flow or rgb_diff")
-        if self.model.partial_bn not in ("release", "paper", "none"):
-            raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none")
+        if self.model.partial_bn not in ("release", "paper", "none", "all"):
+            raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
         if self.solver.lr_policy not in schedule.POLICIES:
             raise ConfigError(f"solver.lr_policy {self.solver.lr_policy!r}: {schedule.POLICIES}")
         if self.solver.max_iter <= 0 or self.checkpoint_every <= 0:

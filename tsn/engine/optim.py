@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from tsn.models.caffe_layers import CaffeBatchNorm
+from tsn.models.consensus import WeightedConsensus
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
             trainable = module.weight.requires_grad
             mult = (1.0, 0.0) if trainable else (0.0, 0.0)
             mults = {"weight": mult, "bias": mult}
+        elif isinstance(module, WeightedConsensus):
+            # not in the release (AVE consensus); our choice: learn at base lr, no decay
+            mults = {"weight": (1.0, 0.0)}
         else:
             raise TypeError(
                 f"module {module_name!r} of type {type(module).__name__} has parameters "

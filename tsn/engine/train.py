@@ -88,14 +88,15 @@ def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
         channels = exp.data.synthetic_shape[0] * length
         model = TinyTSN(channels, m.num_segments, m.num_classes, dropout, partial_bn=m.partial_bn)
         return model, {"init": f"random (torch seed {exp.seed})", "arch": "tiny"}
-    try:
-        from tsn.models import build_tsn
-    except ImportError as err:
-        raise RuntimeError(
-            f"model.arch={m.arch!r} needs tsn.models.build_tsn, which is not available ({err})"
-        ) from None
-    model, record = build_tsn(m, new_length=length, dropout=dropout)
-    return model, dict(record)
+    from tsn.models import build_tsn
+
+    model = build_tsn(
+        backbone=m.arch, num_classes=m.num_classes, modality=m.modality,
+        num_segments=m.num_segments, consensus=m.consensus, dropout=dropout,
+        new_length=length, init=m.init, init_weights=m.init_weights or None,
+        partial_bn=m.partial_bn,
+    )
+    return model, dict(model.init_record)
 
 
 def build_dataset(exp: Experiment):

@@ -1,0 +1,100 @@
+"""Frozen experiment configs: files (JSON/TOML, never executed), typed overrides, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tsn.config import (
+    ConfigError,
+    Experiment,
+    from_resolved,
+    load_experiment,
+    solver_from_caffe,
+    to_dict,
+)
+
+
+def test_configs_are_frozen():
+    exp = load_experiment(None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        exp.solver.base_lr = 1.0  # type: ignore[misc]
+
+
+def test_toml_file_and_overrides_are_typed(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        'name = "x"\nseed = 5\n[model]\nmodality = "flow"\n[solver]\nstepvalues = [10, 20]\n'
+    )
+    exp = load_experiment(path, ["solver.base_lr=0.0005", "deterministic=false", "data.split=2"])
+    assert exp.name == "x" and exp.seed == 5 and exp.model.modality == "flow"
+    assert exp.solver.stepvalues == (10, 20) and exp.solver.base_lr == 0.0005
+    assert exp.deterministic is False and exp.data.split == 2
+    assert exp.solver.max_iter == 18000  # the released UCF101 flow preset filled the rest
+
+
+def test_json_file(tmp_path):
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({"solver": {"max_iter": 7}, "data": {"synthetic_shape": [3, 8, 8]}}))
+    exp = load_experiment(path)
+    assert exp.solver.max_iter == 7 and exp.data.synthetic_shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("solver.base_rate=1", "unknown config key 'solver.base_rate'"),
+        ("optimizer.lr=1", "unknown config key 'optimizer.lr'"),
+        ("solver.max_iter=1.5", "solver.max_iter must be int"),
+        ("seed=abc", "seed must be int"),
+        ("deterministic=maybe", "deterministic must be bool"),
+        ("solver.max_iter", "write it as section.key=value"),
+        ("model.modality=depth", "modality 'depth'"),
+    ],
+)
+def test_bad_overrides_are_one_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(None, [override])
+
+
+def test_python_config_files_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "exp.py"
+    path.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    with pytest.raises(ConfigError, match="must end in .json or .toml"):
+        load_experiment(path)
+    assert not marker.exists()
+
+
+def test_broken_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[solver\nmax_iter = 3\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_experiment(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_experiment(tmp_path / "missing.json")
+
+
+def test_resolved_config_round_trips():
+    exp = load_experiment(None, ["solver.preset=paper", "solver.max_iter=9", "model.dropout=0.5"])
+    again = from_resolved(json.loads(json.dumps(to_dict(exp))), "config.json")
+    assert again == exp and isinstance(again, Experiment)
+
+
+def test_solver_from_caffe_prototxt(golden_dir):
+    import prototxt_port as pp
+
+    cfg = solver_from_caffe(
+        pp.read_solver(golden_dir / "C_solver_tiny" / "tiny_solver.prototxt"), batch_per_process=2
+    )
+    assert cfg.lr_policy == "multistep" and cfg.stepvalues == (3, 6)
+    assert cfg.iter_size_for(1) == 2 and cfg.clip_gradients == 1.0 and cfg.max_iter == 8
+
+
+def test_glossary_names_the_paper_symbols():
+    import tsn.config
+
+    for name in ("num_segments", "new_length", "consensus", "effective_batch", "clip_gradients"):
+        assert name in tsn.config.__doc__
