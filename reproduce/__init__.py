@@ -1,0 +1,1 @@
+"""One module per paper table (`python -m reproduce table2`); see docs/reproduce.md."""

@@ -1,0 +1,115 @@
+"""Put reproduced numbers next to the paper's and write `results/<table>.{md,csv,png}`.
+
+One function (`compare`) joins measured rows with results/paper.csv on (table, row, column); it
+is used by `make tableN` (through reproduce.__main__), by `python -m reproduce.compare` (prints
+the diff table; `--check` exits 1 when a row is out of tolerance) and by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reproduce.paper import PAPER_CSV, load_paper
+from tsn import report
+
+# Columns of results/<table>.csv (style anchors 8.9): the number, the paper's, the difference,
+# and for each row the protocol that produced it.
+CSV_COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "value", "paper_value",
+               "delta", "within_tolerance", "top1", "protocol", "schedule", "batch", "init",
+               "profile", "scores", "commit", "device", "torch", "date")
+MD_COLUMNS = ("row", "column", "value", "paper_value", "delta", "within_tolerance", "top1",
+              "protocol", "schedule", "batch", "init", "dataset", "split", "profile", "commit")
+SYNTHETIC_WARNING = ("**Synthetic data: these numbers are NOT comparable to the paper.** The "
+                     "synthetic dataset only checks that the pipeline runs end to end; the paper "
+                     "column is shown for orientation only and no delta is computed.")
+
+
+def compare(measured: Sequence[dict], paper: Sequence[dict]) -> list[dict]:
+    """Measured rows + paper_value, delta (pp) and within_tolerance from paper.csv.
+
+    A measured row needs table, row, column, dataset, value (in %). A delta is only computed
+    when the dataset (and split, unless the paper row is a mean over splits) matches the paper
+    row; otherwise the row says why it is not comparable.
+    """
+    index = {(int(p["table"]), p["row"], p["column"]): p for p in paper}
+    out = []
+    for m in measured:
+        key = (int(m["table"]), m["row"], m["column"])
+        p = index.get(key)
+        row = dict(m)
+        if p is None:
+            row.update(paper_value=None, delta=None, within_tolerance="no paper number")
+        else:
+            row["paper_value"] = p["paper_value"]
+            same_split = p["split"] == "mean_of_3" or str(m.get("split", "")) == p["split"]
+            if m["dataset"] != p["dataset"] or not same_split:
+                row.update(delta=None, within_tolerance=f"n/a ({m['dataset']} split "
+                                                         f"{m.get('split', '')}, paper "
+                                                         f"{p['dataset']} split {p['split']})")
+            else:
+                row["delta"] = float(m["value"]) - p["paper_value"]
+                row["within_tolerance"] = "yes" if abs(row["delta"]) <= p["tolerance"] else "no"
+        out.append(row)
+    return out
+
+
+def write_table_report(name: str, rows: Sequence[dict], out_dir: str | Path,
+                       record: dict | None = None, notes: Sequence[str] = ()) -> dict[str, Path]:
+    """Write `<out_dir>/<name>.md`, `.csv` and `.png` for compared rows; returns the paths."""
+    out_dir = Path(out_dir)
+    notes = list(notes)
+    if any(r.get("dataset") == "synthetic" for r in rows):
+        notes.insert(0, SYNTHETIC_WARNING)
+    record = record or {}
+    env = {"device": record.get("hardware", ""),
+           "torch": record.get("versions", {}).get("torch", ""), "date": record.get("date", "")}
+    rows = [{**env, **r} for r in rows]
+    paths = {"csv": report.write_csv(out_dir / f"{name}.csv", rows, CSV_COLUMNS)}
+    labels = [f"{r['row']} ({r['column']})" for r in rows]
+    paths["png"] = report.write_bar_chart(
+        out_dir / f"{name}.png", labels, [float(r["value"]) for r in rows],
+        [r.get("paper_value") for r in rows], f"{name}: reproduced vs paper (mean class acc.)")
+    paths["md"] = report.write_markdown(
+        out_dir / f"{name}.md", f"{name}: reproduced vs paper", rows, MD_COLUMNS,
+        notes=notes + ["value / paper_value / delta: mean class accuracy in % (delta in "
+                       "percentage points); top1: overall video accuracy in %. protocol: test "
+                       "frames x crops and crop aggregation; schedule: solver preset (released "
+                       "= the Caffe release's solver, paper = the paper's text)."],
+        record=record, image=paths["png"].name)
+    return paths
+
+
+def read_measured(path: str | Path) -> list[dict]:
+    """Read a results/<table>.csv back as dicts (value as float)."""
+    with Path(path).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["value"] = float(r["value"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m reproduce.compare results/table2.csv [--check]`: print the diff table."""
+    parser = argparse.ArgumentParser(prog="python -m reproduce.compare", description=__doc__)
+    parser.add_argument("results_csv", nargs="+")
+    parser.add_argument("--paper", default=str(PAPER_CSV))
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a comparable row is outside the tolerance")
+    args = parser.parse_args(argv)
+    rows = compare([r for p in args.results_csv for r in read_measured(p)],
+                   load_paper(args.paper))
+    print(report.markdown_table(rows, ("table", "row", "column", "value", "paper_value", "delta",
+                                       "within_tolerance")))
+    failed = [r for r in rows if r["within_tolerance"] == "no"]
+    if args.check and failed:
+        print(f"{len(failed)} row(s) outside tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Report writers: run records, CSV / markdown tables and bar-chart / confusion PNGs.
+
+Every number in a report sits next to the choices that produced it (spec section 5: "every
+report names the choices (released code vs paper)"), so rows carry their protocol columns and
+every report starts with a run record (commit, versions, hardware, seed). All writes are atomic.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import logging
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file and os.replace (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """Short git commit of `repo` (default: this package's checkout), '+dirty' if modified."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=cwd, text=True,
+                             capture_output=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, text=True, capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def hardware() -> str:
+    """One-line description of the device: the CUDA device name, else CPU cores."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()} cores"
+
+
+def run_record(config: dict | None = None, seed: int | None = None) -> dict:
+    """What produced a result: config, git commit, library versions, hardware, seed, date."""
+    import torch
+
+    return {
+        "config": config or {},
+        "commit": git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__},
+        "hardware": hardware(),
+        "seed": seed,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+    """Rows (dicts) -> CSV with exactly `columns` (missing keys blank, other keys dropped)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _fmt(row.get(c)) for c in columns})
+    return atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A GitHub markdown table of `rows` restricted to `columns`."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [_fmt(row.get(c)).replace("|", "/") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path: str | Path, title: str, rows: Sequence[dict], columns: Sequence[str],
+                   notes: Sequence[str] = (), record: dict | None = None,
+                   image: str | None = None) -> Path:
+    """Markdown report: title, notes (warnings first), table, optional image and run record."""
+    parts = [f"# {title}", ""]
+    parts += [f"> {n}" for n in notes] + ([""] if notes else [])
+    parts += [markdown_table(rows, columns), ""]
+    if image:
+        parts += [f"![{title}]({image})", ""]
+    if record:
+        parts += ["## Run record", ""]
+        parts += [f"- {k}: {v}" for k, v in record.items() if k != "config"]
+        parts.append("")
+    return atomic_write_bytes(path, "\n".join(parts).encode())
+
+
+def write_bar_chart(path: str | Path, labels: Sequence[str], reproduced: Sequence[float],
+                    paper: Sequence[float | None], title: str) -> Path:
+    """Grouped bars, reproduced vs paper (in %), one group per row label."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on CI or GPU boxes
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(labels))
+    paper_vals = [np.nan if p is None else p for p in paper]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels)), 4.5))
+    ax.bar(x - 0.2, reproduced, 0.4, label="reproduced")
+    ax.bar(x + 0.2, paper_vals, 0.4, label="paper")
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean class accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_confusion_png(path: str | Path, cm: np.ndarray, title: str,
+                        class_names: Sequence[str] | None = None) -> Path:
+    """Row-normalised confusion matrix image (rows = true class, columns = prediction)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = min(12.0, 3.0 + 0.12 * cm.shape[0])
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    if class_names is not None and len(class_names) <= 20:
+        ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
