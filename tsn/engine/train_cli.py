@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment config file (.toml or .json)")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value",
-        help="config overrides, type-checked, e.g. solver.base_lr=0.0005 solver.preset=paper",
+        help="config overrides right after CONFIG (before any --option), type-checked, "
+        "e.g. solver.base_lr=0.0005 solver.preset=paper",
     )
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint of the run folder")
