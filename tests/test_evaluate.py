@@ -1,0 +1,114 @@
+"""`tsn test` evaluate(): 25x10 protocol on tiny frame folders with hand-checkable models."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tsn.data.video_list import VideoRecord
+from tsn.evaluate import build_test_dataset, evaluate, snippet_forward
+from tsn.scores import Protocol, load_scores
+
+RAMP = 0.7  # channel B of every frame = RAMP * x (+ 10 * frame index): crops see different x
+
+
+def write_video(folder, num_frames: int) -> VideoRecord:
+    """img_00001.jpg ... 340x256 frames: B = 0.7*x + 10*(t-1), G = 10*t, R = 50."""
+    folder.mkdir(parents=True)
+    x = np.arange(340, dtype=np.float32)[None, :].repeat(256, 0)
+    for t in range(1, num_frames + 1):
+        img = np.stack([RAMP * x + 10 * (t - 1), np.full_like(x, 10 * t), np.full_like(x, 50)],
+                       axis=2)
+        cv2.imwrite(str(folder / f"img_{t:05d}.jpg"), np.clip(img, 0, 255).astype(np.uint8),
+                    [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return VideoRecord(str(folder), num_frames, 0)
+
+
+class TopLeftPixel(nn.Module):
+    """Logits = the 3 channels at the crop's top-left pixel (mean-subtracted BGR)."""
+
+    def forward_snippets(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, 0, 0]
+
+
+def test_25x10_views_frames_and_crops_by_hand(tmp_path):
+    rec = write_video(tmp_path / "v_A_g01_c01", 12)
+    proto = Protocol(num_frames=5, num_crops=10)  # 5 ticks: step (12-1)//4 = 2 -> 1,3,5,7,9
+    ds = build_test_dataset([rec], "rgb", proto, None)
+    vs = evaluate(TopLeftPixel(), ds, ["v_A"], torch.device("cpu"), proto, batch_snippets=7,
+                  keep_full=True, progress=False)
+    full = vs.full[0]  # (5 frames, 10 crops, 3)
+    assert full.shape == (5, 10, 3)
+    # crop x offsets TL 0, TR 116, BL 0, BR 116, centre 58; mirrored crops see x + 223
+    xs = np.array([0, 116, 0, 116, 58, 223, 339, 223, 339, 281])
+    ticks = np.array([1, 3, 5, 7, 9])
+    b = RAMP * xs[None, :] + 10 * (ticks[:, None] - 1) - 104  # BGR mean [104, 117, 123]
+    np.testing.assert_allclose(full[:, :, 0], np.clip(b + 104, 0, 255) - 104, atol=3)
+    np.testing.assert_allclose(full[:, :, 1], 10 * ticks[:, None] - 117 + 0 * xs, atol=3)
+    # aggregation: mean over crops, then frames; max variant takes the mirrored TR crop
+    assert vs.scores[0, 1] == pytest.approx(10 * ticks.mean() - 117, abs=2)
+    proto_max = Protocol(num_frames=5, num_crops=10, crop_agg="max")
+    vmax = evaluate(TopLeftPixel(), ds, ["v_A"], torch.device("cpu"), proto_max,
+                    progress=False)
+    assert vmax.scores[0, 0] == pytest.approx(np.clip(b + 104, 0, 255).max(1).mean() - 104,
+                                              abs=3)
+
+
+def test_segment_centre_sampling_and_short_video(tmp_path):
+    rec = write_video(tmp_path / "v_B", 9)
+    proto = Protocol(num_frames=3, num_crops=1, frame_sampling="segment_centre")
+    ds = build_test_dataset([rec], "rgb", proto, None)
+    assert ds.ticks(0) == [2, 5, 8]  # avg 3: offsets (3-1+1)//2 = 1, +3, +6 (0-based)
+    short = build_test_dataset([write_video(tmp_path / "v_C", 3)], "rgb", Protocol(), None)
+    assert short.ticks(0) == [1] * 25  # step (3-1)//24 = 0 -> every tick is frame 1
+
+
+def test_tiled_forward_equals_snippet_logits():
+    from tsn.engine.smoke import TinyTSN
+
+    torch.manual_seed(0)
+    model = TinyTSN(3, num_segments=3, num_classes=4).eval()
+    x = torch.randn(5, 3, 8, 8)
+    per_snippet = torch.stack([model(xi.repeat(3, 1, 1)[None])[0] for xi in x])
+    torch.testing.assert_close(snippet_forward(model)(x), per_snippet)
+
+
+def test_view_count_mismatch_is_a_clear_error(tmp_path):
+    rec = write_video(tmp_path / "v_D", 4)
+    ds = build_test_dataset([rec], "rgb", Protocol(num_frames=2, num_crops=1), None)
+    with pytest.raises(ValueError, match="needs 25"):
+        evaluate(TopLeftPixel(), ds, ["v_D"], torch.device("cpu"),
+                 Protocol(num_frames=25, num_crops=1), progress=False)
+
+
+def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
+    """train 1 iteration of the tiny model on frame folders, then `tsn test` it."""
+    from tsn.cli import main
+
+    recs = [write_video(tmp_path / f"v_{c}_{i}", 6) for c in "AB" for i in range(2)]
+    lines = [f"{r.path} {r.num_frames} {k // 2}" for k, r in enumerate(recs)]
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"name": "t", "model": {"arch": "tiny", "num_classes": 2},
+                               "data": {"dataset": "ucf101", "num_workers": 0,
+                                        "train_list": str(tmp_path / "list.txt")},
+                               "solver": {"max_iter": 1, "batch_per_process": 2,
+                                          "effective_batch": 2}}))
+    run_dir = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run_dir)]) == 0
+    out = tmp_path / "s.npz"
+    rc = main(["test", str(run_dir), "--list", str(tmp_path / "list.txt"), "--frames", "2",
+               "--crops", "1", "--out", str(out), "--dataset", "synthetic", "--split", "1"])
+    assert rc == 0
+    vs = load_scores(out)
+    assert vs.video_ids == tuple(f"v_{c}_{i}" for c in "AB" for i in range(2))
+    assert vs.labels.tolist() == [0, 0, 1, 1] and vs.scores.shape == (4, 2)
+    assert vs.protocol.label == "2x1 mean" and vs.protocol.dataset == "synthetic"
+    assert (tmp_path / "s.confusion.png").is_file()
+    assert "mean class accuracy" in capsys.readouterr().out
+    assert main(["test", str(tmp_path / "nope"), "--list", str(tmp_path / "list.txt")]) == 2
