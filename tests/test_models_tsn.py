@@ -88,8 +88,13 @@ def test_build_tsn_follows_the_modality(modality, channels, dropout):
 
 def test_build_tsn_overrides_and_weighted_consensus():
     model = build_tsn(
-        "bn_inception", modality="flow", num_segments=5, consensus="weighted", dropout=0.5,
-        new_length=3, init="scratch",
+        "bn_inception",
+        modality="flow",
+        num_segments=5,
+        consensus="weighted",
+        dropout=0.5,
+        new_length=3,
+        init="scratch",
     )
     assert first_conv(model).in_channels == 6  # 3 stacked (x, y) pairs
     assert model.backbone.dropout.p == 0.5
