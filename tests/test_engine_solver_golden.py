@@ -23,7 +23,7 @@ from tsn.engine.schedule import lr_at
 TOL = 1e-6
 
 
-def _run_golden(folder, rule: str = "caffe"):
+def _run_golden(folder):
     """Run the 8 golden iterations; yield (k, net params, optimizer, StepInfo, mean loss)."""
     torch.use_deterministic_algorithms(True)
     net = pp.load_net(folder / "tiny_train.prototxt", folder / "params_init.caffemodel", "train")
@@ -48,34 +48,42 @@ def _run_golden(folder, rule: str = "caffe"):
 
 @pytest.fixture(scope="module")
 def tiny(golden_dir):
+    """Run the 8 iterations once; keep every iteration's params, history and logged values."""
     folder = golden_dir / "C_solver_tiny"
     meta = json.loads((folder / "meta.json").read_text())
-    return folder, meta
+    steps = []
+    for k, params, opt, info, loss, lr in _run_golden(folder):
+        steps.append({
+            "k": k, "names": [p.name for p in params], "info": info, "loss": loss, "lr": lr,
+            "params": {p.name: p.tensor.detach().numpy().copy() for p in params},
+            "history": {n: h.numpy().copy() for n, h in opt.history.items()},
+        })
+    return folder, meta, steps
 
 
 def test_weights_and_history_match_caffe_every_iteration(tiny):
-    folder, meta = tiny
+    folder, meta, steps = tiny
     expected = {n: np.load(folder / "params" / f"{n}.npy") for n in meta["param_order"]}
     history = {n: np.load(folder / "params" / f"{n}_history.npy") for n in meta["param_order"]}
-    iterations = 0
-    for k, params, opt, _info, _loss, _lr in _run_golden(folder):
-        assert [p.name for p in params] == meta["param_order"]
-        for p in params:
-            got = p.tensor.detach().numpy().reshape(expected[p.name].shape[1:])
-            err = np.abs(got - expected[p.name][k + 1]).max()
-            assert err <= TOL, f"iter {k}: {p.name} off by {err:.3g}"
-            h = opt.history[p.name].numpy().reshape(history[p.name].shape[1:])
+    assert len(steps) == 8
+    for step in steps:
+        k = step["k"]
+        assert step["names"] == meta["param_order"]
+        for name in meta["param_order"]:
+            got = step["params"][name].reshape(expected[name].shape[1:])
+            err = np.abs(got - expected[name][k + 1]).max()
+            assert err <= TOL, f"iter {k}: {name} off by {err:.3g}"
+            h = step["history"][name].reshape(history[name].shape[1:])
             # history holds lr-scaled velocity, ~lr*|w| in size: the same absolute bound
-            h_err = np.abs(h - history[p.name][k]).max()
-            assert h_err <= TOL, f"iter {k}: {p.name} history {h_err:.3g}"
-        iterations += 1
-    assert iterations == 8
+            h_err = np.abs(h - history[name][k]).max()
+            assert h_err <= TOL, f"iter {k}: {name} history {h_err:.3g}"
 
 
 def test_logged_lr_loss_and_clipping_events_match_caffe(tiny):
-    folder, meta = tiny
+    _folder, meta, steps = tiny
     clipped = []
-    for k, _params, _opt, info, loss, lr in _run_golden(folder):
+    for step in steps:
+        k, info, loss, lr = step["k"], step["info"], step["loss"], step["lr"]
         want = meta["per_iteration"][k]
         assert lr == pytest.approx(want["lr"], rel=1e-6)
         assert f"{lr:g}" == f"{want['lr_logged_by_caffe']:g}"
@@ -92,10 +100,19 @@ def test_logged_lr_loss_and_clipping_events_match_caffe(tiny):
 
 def test_bn_running_stats_follow_the_forward_passes(tiny):
     """conv1_bn blobs 2/3 move only through the two forwards per iteration (README C)."""
-    folder, _meta = tiny
+    folder, _meta, steps = tiny
     mean = np.load(folder / "params" / "conv1_bn_2.npy")
     frozen_var = np.load(folder / "params" / "conv2_bn_3.npy")
-    for k, params, _opt, _info, _loss, _lr in _run_golden(folder):
-        by_name = {p.name: p.tensor.detach().numpy() for p in params}
-        assert np.abs(by_name["conv1_bn_2"].reshape(1, -1) - mean[k + 1]).max() <= TOL
-        assert np.array_equal(by_name["conv2_bn_3"].reshape(1, -1), frozen_var[0])
+    for step in steps:
+        got = step["params"]["conv1_bn_2"].reshape(1, -1)
+        assert np.abs(got - mean[step["k"] + 1]).max() <= TOL
+        assert np.array_equal(step["params"]["conv2_bn_3"].reshape(1, -1), frozen_var[0])
+
+
+def test_raw_gradient_norm_is_taken_before_clipping_and_decay(tiny):
+    """The norm we clip with equals the norm of Caffe's raw summed gradient (rawgrad.npy)."""
+    folder, meta, steps = tiny
+    raw = {n: np.load(folder / "params" / f"{n}_rawgrad.npy") for n in meta["param_order"]}
+    for step in steps:
+        want = np.sqrt(sum(float((raw[n][step["k"]].astype(np.float64) ** 2).sum()) for n in raw))
+        assert step["info"].grad_norm == pytest.approx(want, rel=1e-5)

@@ -34,6 +34,9 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
     tomllib = None
 
 
+MODALITIES = ("rgb", "flow", "warped_flow", "rgb_diff")
+
+
 class ConfigError(ValueError):
     """A config file or override that does not fit the experiment schema."""
 
@@ -43,7 +46,7 @@ class ModelCfg:
     """The network: backbone, input modality and the TSN head."""
 
     arch: str = "bn_inception"  # tsn.models.BACKBONES name; "tiny" = the engine's smoke model
-    modality: str = "rgb"  # "rgb" | "flow" | "rgb_diff" (TSN section 3.1 input types)
+    modality: str = "rgb"  # "rgb" | "flow" | "warped_flow" | "rgb_diff" (TSN section 3.1)
     num_classes: int = 101  # UCF101; 51 for HMDB51
     num_segments: int = 3  # K, TSN section 4.1 and train_val num_segments
     new_length: int = 0  # frames per snippet; 0 = modality default (1 rgb, 5 flow/rgb_diff)
@@ -63,6 +66,7 @@ class DataCfg:
     train_list: str = ""  # file list "path num_frames label" (spec 7.1)
     root: str = ""  # frame folder root prepended to list paths
     num_workers: int = 2  # DataLoader worker processes
+    scales: str = "release"  # scale jittering: "release" train_val scale_ratios | "paper" (spec 9)
     synthetic_size: int = 64  # number of videos of the synthetic dataset
     synthetic_shape: tuple[int, ...] = (3, 16, 16)  # (C, H, W) of one synthetic frame
     synthetic_delay_s: float = 0.0  # simulated decode time per item (loader benchmarks)
@@ -120,8 +124,8 @@ class Experiment:
 
     def validate(self) -> None:
         """Check invariants that the type system cannot express."""
-        if self.model.modality not in ("rgb", "flow", "rgb_diff"):
-            raise ConfigError(f"model.modality {self.model.modality!r}: use rgb, flow or rgb_diff")
+        if self.model.modality not in MODALITIES:
+            raise ConfigError(f"model.modality {self.model.modality!r}: use one of {MODALITIES}")
         if self.model.partial_bn not in ("release", "paper", "none", "all"):
             raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
         if self.solver.lr_policy not in schedule.POLICIES:

@@ -57,8 +57,9 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
 
     conv / linear weight 1/1, bias 2/0; CaffeBatchNorm scale and shift 1/0 when trainable and
     0/0 when frozen (bn_layer.cpp forces it); running stats are left to the forward pass.
-    Flow (and rgb_diff) models train their first conv with 5/10 and decay 1/0 (flow train_val,
-    spec 3.3). Any other module type that owns parameters raises: it needs a policy first.
+    Flow (and warped_flow, rgb_diff) models train their first conv with 5/10 and decay 1/0
+    (flow train_val, spec 3.3). Any other module type that owns parameters raises: it needs a
+    policy first.
     """
     specs: list[ParamSpec] = []
     # conv1/7x7_s2 is the first convolution in module (= prototxt) order
@@ -70,7 +71,7 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
         prefix = f"{module_name}." if module_name else ""
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             first = module is first_conv
-            boost = 5.0 if (first and modality in ("flow", "rgb_diff")) else 1.0
+            boost = 5.0 if (first and modality in ("flow", "warped_flow", "rgb_diff")) else 1.0
             mults = {"weight": (1.0 * boost, 1.0), "bias": (2.0 * boost, 0.0)}
         elif isinstance(module, CaffeBatchNorm):
             trainable = module.weight.requires_grad

@@ -72,8 +72,12 @@ PRESETS = ("released", "paper")
 
 
 def preset(name: str, dataset: str, modality: str) -> dict:
-    """Solver fields of a named schedule for a dataset and modality (rgb_diff uses rgb's)."""
-    key_modality = "rgb" if modality == "rgb_diff" else modality
+    """Solver fields of a named schedule for a dataset and modality.
+
+    rgb_diff trains with RGB's schedule and warped_flow with flow's (the paper treats them as
+    the same kind of stream; the release has solvers for rgb and flow only).
+    """
+    key_modality = {"rgb_diff": "rgb", "warped_flow": "flow"}.get(modality, modality)
     if name == "released":
         fields = _RELEASED.get((dataset, key_modality))
         if fields is None:

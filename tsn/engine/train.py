@@ -83,8 +83,9 @@ def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
     """The network of `exp.model` and a record of the initialisation actually used."""
     m = exp.model
     length = default_new_length(m.modality, m.new_length)
-    dropout = m.dropout if m.dropout >= 0 else (0.8 if m.modality == "rgb" else 0.7)
+    dropout = m.dropout if m.dropout >= 0 else None  # None: the modality's train_val value
     if m.arch == "tiny":
+        dropout = dropout if dropout is not None else (0.7 if "flow" in m.modality else 0.8)
         channels = exp.data.synthetic_shape[0] * length
         model = TinyTSN(channels, m.num_segments, m.num_classes, dropout, partial_bn=m.partial_bn)
         return model, {"init": f"random (torch seed {exp.seed})", "arch": "tiny"}
@@ -108,15 +109,16 @@ def build_dataset(exp: Experiment):
             d.synthetic_size, m.num_segments, length, d.synthetic_shape, m.num_classes,
             exp.seed, d.synthetic_delay_s,
         ), None
-    from tsn.data.dataset import TSNDataset, worker_init_fn
+    from tsn.data.dataset import TSNDataset, default_scale_ratios, worker_init_fn
     from tsn.data.video_list import read_file_list
 
     if not d.train_list:
         raise config_mod.ConfigError(f"data.train_list is empty: give the {d.dataset} list file")
-    records = read_file_list(d.train_list, root=d.root or None)
+    records = read_file_list(d.train_list, root=d.root or None, num_classes=m.num_classes)
     dataset = TSNDataset(
         records, m.modality, num_segments=m.num_segments, new_length=length, train=True,
-        seed=exp.seed,
+        scale_ratios=default_scale_ratios(m.modality, d.scales), seed=exp.seed,
+        num_classes=m.num_classes,
     )
     return dataset, worker_init_fn
 
