@@ -178,3 +178,19 @@ def test_bad_weights_give_one_clear_error(tmp_path, rgb_imagenet):
         build_tsn(init_weights={"layout": "caffe_net", "state_dict": {}})
     with pytest.raises(ValueError, match="init='scratch' was given together with weights"):
         build_tsn(init="scratch", init_weights=rgb_imagenet)
+
+
+def test_cross_modality_init_insists_on_cross_modality(rgb_imagenet):
+    model = build_tsn(
+        "bn_inception", modality="flow", init="cross_modality", init_weights=rgb_imagenet
+    )
+    record = model.init_record
+    assert (record["init"], record["requested"], record["cross_modality"]) == (
+        "imagenet",
+        "cross_modality",
+        True,
+    )
+    with pytest.raises(WeightsError, match="init='cross_modality' needs RGB weights"):
+        build_tsn("bn_inception", modality="rgb", init="cross_modality", init_weights=rgb_imagenet)
+    fallback = build_tsn("bn_inception", modality="flow", init="cross_modality").init_record
+    assert (fallback["init"], fallback["requested"]) == ("scratch", "cross_modality")

@@ -57,8 +57,9 @@ def build_tsn(
     Args:
         dropout, new_length: None takes the modality's default (rgb 0.8 / 1, flow 0.7 / 5).
         init: "imagenet" (release) loads `init_weights` (a converted .pt or a state dict) with
-            cross-modality init of the first conv for non-RGB inputs; without weights it falls
-            back to "scratch" (Caffe fillers) and says so in the record.
+            cross-modality init of the first conv for non-RGB inputs; "cross_modality" is the
+            same but raises unless that conversion happened; without weights both fall back
+            to "scratch" (Caffe fillers) and say so in the record.
         partial_bn: "release" (default), "paper", "none" or "all" (tsn.models.partial_bn).
     """
     spec = get_modality(modality)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CONV_BIAS_FILLER = 0.2  # prototxt bias_filler { type: "constant" value: 0.2 }
 FC_STD = 0.001  # fc-action weight_filler { type: "gaussian" std: 0.001 }
-INIT_MODES = ("imagenet", "scratch")
+INIT_MODES = ("imagenet", "cross_modality", "scratch")
 
 
 class WeightsError(ValueError):
@@ -169,8 +169,11 @@ def initialise(
 ) -> InitRecord:
     """Scratch-fill `model`, then load ImageNet weights when asked and given; returns the record.
 
-    init="imagenet" without weights falls back to scratch (logged as a warning, named in the
-    record); a weights path that does not exist is an error, not a fallback.
+    init="imagenet" loads the weights (cross-modality happens by itself when the weights' first
+    conv is RGB and the model's is not); init="cross_modality" is the same but insists on it
+    (TSN Table 1 row "+ Cross modality pre-training"). Without weights both fall back to
+    scratch (logged as a warning, named in the record); a weights path that does not exist is
+    an error, not a fallback.
     """
     if init not in INIT_MODES:
         raise ValueError(f"unknown init {init!r}: choose one of {INIT_MODES}")
@@ -182,6 +185,13 @@ def initialise(
     if weights is None:
         log.warning("no converted ImageNet weights given: initialising from scratch instead")
         return InitRecord(
-            "scratch", "imagenet", None, False, "no ImageNet weights available: Caffe fillers"
+            "scratch", init, None, False, "no ImageNet weights available: Caffe fillers"
         )
-    return load_imagenet(model, weights)
+    record = load_imagenet(model, weights)
+    if init == "cross_modality" and not record.cross_modality:
+        raise WeightsError(
+            f"{record.source}: init='cross_modality' needs RGB weights (3-channel first conv) "
+            "and a model with another input (flow, rgb_diff); use init='imagenet' to load "
+            "these weights as they are"
+        )
+    return replace(record, requested=init)
