@@ -35,11 +35,15 @@ def compare(measured: Sequence[dict], paper: Sequence[dict]) -> list[dict]:
     when the dataset (and split, unless the paper row is a mean over splits) matches the paper
     row; otherwise the row says why it is not comparable.
     """
-    index = {(int(p["table"]), p["row"], p["column"]): p for p in paper}
+    index, by_cell = {}, {}
+    for p in paper:  # Table 6 has the same row/column for two datasets
+        cell = (int(p["table"]), p["row"], p["column"])
+        index[(*cell, p["dataset"])] = p
+        by_cell.setdefault(cell, p)
     out = []
     for m in measured:
-        key = (int(m["table"]), m["row"], m["column"])
-        p = index.get(key)
+        cell = (int(m["table"]), m["row"], m["column"])
+        p = index.get((*cell, m["dataset"]), by_cell.get(cell))
         row = dict(m)
         if p is None:
             row.update(paper_value=None, delta=None, within_tolerance="no paper number")

@@ -1,0 +1,180 @@
+"""What a table row is, and how one is run: train what is missing, test, fuse, compare.
+
+A row is a set of *cells* (one per paper column); a cell is one stream (spatial / temporal /
+single) or a weighted fusion of streams; a stream is a named delta (`key=value` overrides of
+tsn.config) from its table's base config. Runs are keyed by a hash of their resolved overrides,
+so a run shared by several tables (e.g. Table 1's last row = Table 4's BN-Inception row) is
+trained and tested once and then reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reproduce import data as data_mod
+from reproduce.profiles import Profile
+from tsn import report
+from tsn.fusion import default_weights, fuse
+from tsn.metrics import mean_class_accuracy, video_top1
+from tsn.scores import load_scores, save_scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One network to train and test: a data modality and its config delta."""
+
+    modality: str  # rgb | flow | rgb_diff | warped_flow (warped flow trains as model flow)
+    delta: tuple[str, ...] = ()  # key=value overrides from the table's base config
+
+    @property
+    def model_modality(self) -> str:
+        """tsn.config modality: warped flow is fed exactly like flow (paper section 3.1)."""
+        return "flow" if self.modality == "warped_flow" else self.modality
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One paper number: a single stream or a weighted sum of streams' raw scores."""
+
+    column: str  # paper.csv column: spatial | temporal | two_stream | single | fused
+    streams: tuple[Stream, ...]
+    weights: tuple[float, ...] | None = None  # None: tsn.fusion defaults (1:1.5, 1:1:0.5)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One paper row (its name is the `row` of results/paper.csv)."""
+
+    name: str
+    cells: tuple[Cell, ...]
+    note: str = ""  # which reading of the paper this row's delta encodes
+    splits: tuple[int, ...] = (1,)  # Table 6 averages splits 1-3
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how rows run: dataset, profile and output folders."""
+
+    data: str  # synthetic | ucf101 | hmdb51
+    profile: Profile
+    data_root: Path = Path("data")
+    runs_root: Path = Path("results/runs")
+    extra: dict = field(default_factory=dict)
+
+
+def two_stream(name: str, rgb: tuple[str, ...] = (), flow: tuple[str, ...] = (),
+               note: str = "") -> Row:
+    """A spatial / temporal / two_stream row (fusion 1 : 1.5 as in the release README)."""
+    s, t = Stream("rgb", rgb), Stream("flow", flow)
+    return Row(name, (Cell("spatial", (s,)), Cell("temporal", (t,)),
+                      Cell("two_stream", (s, t), (1.0, 1.5))), note)
+
+
+def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
+                     split: int) -> list[str]:
+    """Resolved key=value list of one stream: base, then row delta, then profile, then data."""
+    lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
+    # data.dataset names the solver preset family; the synthetic frames use UCF101's (the
+    # engine's "synthetic" means its in-memory clips, not frame folders)
+    family = "hmdb51" if ctx.data == "hmdb51" else "ucf101"
+    ordered = [*base, f"model.modality={stream.model_modality}", *stream.delta,
+               *ctx.profile.overrides(stream.model_modality), f"data.dataset={family}",
+               f"data.train_list={lists.train.resolve()}", f"data.split={split}",
+               f"model.num_classes={lists.num_classes}", f"name={stream.modality}"]
+    resolved: dict[str, str] = {}
+    for pair in ordered:  # later deltas win, as in tsn.config's override order
+        key, _, value = pair.partition("=")
+        resolved[key] = value
+    return [f"{k}={v}" for k, v in resolved.items()]
+
+
+def run_key(overrides: list[str]) -> str:
+    """Short stable hash naming a run folder (same overrides -> same run, reused)."""
+    return hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:10]
+
+
+def _finished(run_dir: Path) -> bool:
+    from tsn.engine.checkpoint import list_checkpoints
+
+    cfg = run_dir / "config.json"
+    if not cfg.is_file():
+        return False
+    max_iter = json.loads(cfg.read_text())["solver"]["max_iter"]
+    done = list_checkpoints(run_dir / "checkpoints")
+    return bool(done) and done[-1][0] >= max_iter
+
+
+def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: int) -> Path:
+    """Train the stream if its run is missing or unfinished, test it if no score file yet."""
+    from tsn.cli import main as tsn
+
+    overrides = stream_overrides(stream, base, ctx, split)
+    run_dir = ctx.runs_root / ctx.data / ctx.profile.name / (
+        f"{stream.modality}-s{split}-{run_key(overrides)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    request = run_dir / "request.json"  # the overrides, for humans and for reuse checks
+    report.atomic_write_bytes(request, json.dumps({"overrides": overrides}, indent=1).encode())
+    if _finished(run_dir):
+        log.info("reusing trained run %s", run_dir)
+    else:
+        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+        args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
+                str(run_dir)] + (["--resume"] if resume else [])
+        report.atomic_write_bytes(run_dir / "empty.json", b"{}")
+        if tsn(args) != 0:
+            raise RuntimeError(f"training failed: tsn {' '.join(args)} (see {run_dir}/train.log)")
+    prof = ctx.profile
+    scores = run_dir / f"scores_{prof.test_frames}x{prof.test_crops}.npz"
+    if scores.is_file():
+        log.info("reusing score file %s", scores)
+        return scores
+    lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
+    args = ["test", str(run_dir), "--list", str(lists.test), "--frames", str(prof.test_frames),
+            "--crops", str(prof.test_crops), "--out", str(scores), "--dataset", ctx.data,
+            "--split", str(split), "--batch", str(prof.test_batch)]
+    if tsn(args) != 0:
+        raise RuntimeError(f"testing failed: tsn {' '.join(args)}")
+    return scores
+
+
+def _protocol_fields(run_dir: Path) -> dict:
+    cfg = json.loads((run_dir / "config.json").read_text())
+    s, m = cfg["solver"], cfg["model"]
+    return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
+            "batch": s["effective_batch"], "init": m["init"], "arch": m["arch"]}
+
+
+def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:
+    """Measured result dicts (one per cell; splits averaged) of a row; see compare.compare."""
+    splits = row.splits if ctx.data != "synthetic" else (1,)  # the synthetic set has one split
+    out = []
+    for cell in row.cells:
+        accs, top1s, paths = [], [], []
+        for split in splits:
+            split_paths = [ensure_scores(s, base, ctx, split) for s in cell.streams]
+            runs = [load_scores(p) for p in split_paths]
+            weights = cell.weights or default_weights(len(runs))
+            vs = runs[0] if len(runs) == 1 else fuse(runs, weights, [str(p) for p in split_paths])
+            if len(runs) > 1:  # keep the fused scores beside the first stream's
+                save_scores(split_paths[0].parent / (
+                    f"fused_{run_key([str(p) for p in split_paths])}.npz"), vs)
+            accs.append(mean_class_accuracy(vs.scores, vs.labels))
+            top1s.append(video_top1(vs.scores, vs.labels))
+            paths += split_paths
+        fused = f", fused {':'.join(f'{w:g}' for w in weights)}" if len(cell.streams) > 1 else ""
+        out.append({
+            "table": table, "row": row.name, "column": cell.column, "dataset": ctx.data,
+            "split": "mean_of_3" if len(splits) == 3 else ",".join(map(str, splits)),
+            "metric": "mean_class_acc", "value": 100 * sum(accs) / len(accs),
+            "top1": 100 * sum(top1s) / len(top1s), "protocol": vs.protocol.label + fused,
+            **_protocol_fields(paths[0].parent), "profile": ctx.profile.name,
+            "scores": " ".join(str(p) for p in paths), "commit": report.git_commit(),
+            "note": row.note,
+        })
+    return out

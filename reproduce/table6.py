@@ -1,0 +1,23 @@
+"""Table 6: TSN with 2 and 3 modalities, mean over the 3 splits of UCF101 and HMDB51."""
+
+from __future__ import annotations
+
+from reproduce.base import Cell, Context, Row, Stream, run_row
+
+TABLE = 6
+BASE = ("model.num_segments=3", "model.consensus=avg", "model.init=imagenet")
+_X = ("model.init=cross_modality",)
+RGB, FLOW, WARP = Stream("rgb"), Stream("flow", _X), Stream("warped_flow", _X)
+_ALL = {"splits": (1, 2, 3)}  # DATA= picks ucf101 or hmdb51
+
+ROWS: dict[str, Row] = {
+    "TSN (2 modalities)": Row("TSN (2 modalities)", (Cell("fused", (RGB, FLOW), (1.0, 1.5)),),
+                              **_ALL),
+    "TSN (3 modalities)": Row("TSN (3 modalities)",
+                              (Cell("fused", (RGB, FLOW, WARP), (1.0, 1.0, 0.5)),), **_ALL),
+}
+
+
+def run(row: Row, ctx: Context) -> list[dict]:
+    """Train/test/fuse every split and dataset the row needs; measured result rows."""
+    return run_row(TABLE, row, BASE, ctx)
