@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import logging
 import math
 from collections import OrderedDict
@@ -27,6 +28,9 @@ from prototxt_port.layers import BLOB_LAYOUT, BUILDERS, DATA_LAYER_TYPES
 from prototxt_port.prototxt import layer_in_phase, parse_prototxt, phase_value
 
 log = logging.getLogger(__name__)
+
+# Element-wise layers: the top has the bottom's shape.
+SHAPE_PRESERVING = {"BN", "ReLU", "Dropout"}
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,22 @@ class _Step:
 def _line_of(path: Path, layer_name: str) -> str:
     """' (line N)' where the layer's name is defined in the prototxt, for error messages."""
     try:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if f'"{layer_name}"' in line and "name" in line:
-                return f" (line {number})"
+        stat = path.stat()
     except OSError:
-        pass
+        return ""
+    for number, line in enumerate(_prototxt_lines(path, stat.st_mtime_ns, stat.st_size), start=1):
+        if f'"{layer_name}"' in line and "name" in line:
+            return f" (line {number})"
     return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _prototxt_lines(path: Path, _mtime_ns: int, _size: int) -> tuple[str, ...]:
+    """The file's lines, cached per (path, modification time, size)."""
+    try:
+        return tuple(path.read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return ()
 
 
 def _data_shapes(layer: caffe_pb2.LayerParameter) -> list[tuple[int, ...] | None]:
@@ -170,6 +184,8 @@ class CaffeNet(nn.Module):
         """Top shapes of one layer, computed on the meta device (None where unknown)."""
         if any(b is None for b in bottoms):
             return [None] * len(layer.top)
+        if layer.type in SHAPE_PRESERVING:  # skip the (slow) meta kernels: same shape out
+            return [bottoms[0]]
         try:
             with torch.no_grad():
                 meta_module = None if module is None else copy.deepcopy(module).to("meta")
