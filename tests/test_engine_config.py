@@ -98,3 +98,15 @@ def test_glossary_names_the_paper_symbols():
 
     for name in ("num_segments", "new_length", "consensus", "effective_batch", "clip_gradients"):
         assert name in tsn.config.__doc__
+
+
+def test_shipped_configs_load_and_name_their_schedule():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    expected = {"ucf101_rgb": 3500, "ucf101_flow": 18000, "hmdb51_rgb": 2500,
+                "hmdb51_flow": 7000, "smoke": 100}
+    for name, max_iter in expected.items():
+        exp = load_experiment(folder / f"{name}.toml")
+        assert exp.solver.max_iter == max_iter, name
+    assert load_experiment(folder / "ucf101_flow.toml").solver.stepvalues == (10000, 16000)

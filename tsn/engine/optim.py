@@ -137,9 +137,12 @@ class CaffeSGD:
         return total.sqrt()
 
     @torch.no_grad()
-    def step(self, lr: float, iter_size: int = 1) -> StepInfo:
-        """Apply one Caffe update with learning rate `lr`; gradients are consumed (set to None)."""
-        norm = float(self.global_norm())
+    def step(self, lr: float, iter_size: int = 1, norm: float | None = None) -> StepInfo:
+        """Apply one Caffe update with learning rate `lr`; gradients are consumed (set to None).
+
+        `norm` may pass the global gradient norm when the caller already computed it.
+        """
+        norm = float(self.global_norm()) if norm is None else norm
         clipped = self.clip_gradients > 0 and norm > self.clip_gradients
         # Caffe computes the factor in Dtype (float32): clip_gradients / l2norm_diff
         scale = 1.0

@@ -232,12 +232,12 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
             loss = F.cross_entropy(logits, y)  # SoftmaxWithLoss: mean over the batch
             loss.backward()  # gradients of the sub-iterations accumulate (sum)
             losses.append(loss.detach())
-            correct += int((logits.detach().argmax(1) == y).sum())
+            correct += (logits.detach().argmax(1) == y).sum()  # stays on device: no sync
             seen += y.numel()
         distributed.average_gradients(s.tensor for s in specs)
         norm = float(opt.global_norm())
         loss_value, acc = distributed.mean_scalars(
-            [float(torch.stack(losses).mean()), correct / seen], device
+            [float(torch.stack(losses).mean()), float(correct) / seen], device
         )
         if not (torch.isfinite(torch.tensor([loss_value, norm])).all()):
             msg = (
@@ -248,7 +248,7 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
             )
             log.error(msg)
             raise NonFiniteLossError(msg)
-        step = opt.step(lr, iter_size)
+        step = opt.step(lr, iter_size, norm)
         seconds = time.perf_counter() - t0
         if info.is_main:
             if step.clipped:  # the message Caffe's ClipGradients logs
