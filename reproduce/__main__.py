@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", default="data", help="folder holding <data>/splits, frames")
     p.add_argument("--out", default="results", help="where reports and runs/ are written")
     p.add_argument("--name", default=None, help="report name (default TARGET[-data-profile])")
+    p.add_argument("--schedule", choices=("released", "paper"), default=None,
+                   help="solver preset for the full profile (default: released)")
+    p.add_argument("--init-weights", action="append", default=[], metavar="ARCH=PATH",
+                   help="converted ImageNet weights per backbone (needed by the full profile)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra tsn.config override for every run (named in the run hash)")
     p.add_argument("--check", action="store_true", help="exit 1 if a row is out of tolerance")
     return p.parse_args(argv)
 
@@ -54,6 +60,13 @@ def select_rows(module, rows_arg: str, data: str) -> list[str]:
     return list(module.ROWS)
 
 
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise ValueError(f"{flag} {text!r}: write it as KEY=VALUE")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one target and write its report."""
     args = parse_args(argv)
@@ -62,8 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile or ("tiny" if args.data == "synthetic" else "full"))
     module = importlib.import_module(f"reproduce.{args.target}")
     out = Path(args.out)
-    ctx = Context(args.data, profile, Path(args.data_root), out / "runs")
     try:
+        weights = dict(_pair(w, "--init-weights") for w in args.init_weights)
+        extra = [*(["solver.preset=" + args.schedule] if args.schedule else []), *args.set]
+        for pair in extra:
+            _pair(pair, "--set")
+        if args.schedule and profile.name != "full":
+            raise ValueError(f"--schedule applies to the full profile, not {profile.name!r}")
+        ctx = Context(args.data, profile, Path(args.data_root), out / "runs", weights,
+                      tuple(extra))
         names = select_rows(module, args.rows, args.data)
         if args.data == "synthetic":
             from reproduce.synthetic import ensure_synthetic
@@ -78,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                          else f"{args.target}-{args.data}-{profile.name}")
     skipped = [n for n in module.ROWS if n not in names]
     notes = [f"Profile `{profile.name}`: {profile.description}."]
+    if ctx.overrides:
+        notes.append(f"Overrides for every run: {', '.join(ctx.overrides)}.")
     if skipped:
         notes.append(f"Rows not run here: {', '.join(skipped)}"
                      + (" (they need warped flow, which the synthetic set does not have)."

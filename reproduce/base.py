@@ -65,7 +65,8 @@ class Context:
     profile: Profile
     data_root: Path = Path("data")
     runs_root: Path = Path("results/runs")
-    extra: dict = field(default_factory=dict)
+    init_weights: dict = field(default_factory=dict)  # arch -> converted ImageNet weights (.pt)
+    overrides: tuple[str, ...] = ()  # applied last, e.g. solver.preset=paper (--schedule)
 
 
 def two_stream(name: str, rgb: tuple[str, ...] = (), flow: tuple[str, ...] = (),
@@ -86,11 +87,22 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
     ordered = [*base, f"model.modality={stream.model_modality}", *stream.delta,
                *ctx.profile.overrides(stream.model_modality), f"data.dataset={family}",
                f"data.train_list={lists.train.resolve()}", f"data.split={split}",
-               f"model.num_classes={lists.num_classes}", f"name={stream.modality}"]
+               f"model.num_classes={lists.num_classes}", f"name={stream.modality}",
+               *ctx.overrides]
     resolved: dict[str, str] = {}
     for pair in ordered:  # later deltas win, as in tsn.config's override order
         key, _, value = pair.partition("=")
         resolved[key] = value
+    arch = resolved.get("model.arch", "bn_inception")
+    if arch != "tiny" and resolved.get("model.init", "imagenet") != "scratch":
+        # without weights the engine would fall back to scratch: refuse instead of reporting
+        # a from-scratch number under an ImageNet row
+        if arch not in ctx.init_weights:
+            raise data_mod.DataMissing(
+                f"{stream.modality} stream needs ImageNet weights for backbone {arch!r}: "
+                "convert them with `python -m prototxt_port convert` (see weights/README.md) "
+                f"and pass --init-weights {arch}=PATH (make: INIT_WEIGHTS='{arch}=PATH')")
+        resolved["model.init_weights"] = str(Path(ctx.init_weights[arch]).resolve())
     return [f"{k}={v}" for k, v in resolved.items()]
 
 
@@ -144,10 +156,15 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
 
 
 def _protocol_fields(run_dir: Path) -> dict:
+    """Schedule, batch, init and backbone of a finished run, from its config and run record."""
     cfg = json.loads((run_dir / "config.json").read_text())
+    record = json.loads((run_dir / "run.json").read_text())
     s, m = cfg["solver"], cfg["model"]
+    init = record.get("init", m["init"])  # what actually happened, not only what was asked
+    if record.get("cross_modality"):
+        init += " (cross-modality)"
     return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
-            "batch": s["effective_batch"], "init": m["init"], "arch": m["arch"]}
+            "batch": s["effective_batch"], "init": init, "arch": m["arch"]}
 
 
 def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:

@@ -20,9 +20,10 @@ from tsn import report
 # and for each row the protocol that produced it.
 CSV_COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "value", "paper_value",
                "delta", "within_tolerance", "top1", "protocol", "schedule", "batch", "init",
-               "profile", "scores", "commit", "device", "torch", "date")
+               "arch", "profile", "scores", "commit", "device", "torch", "date")
 MD_COLUMNS = ("row", "column", "value", "paper_value", "delta", "within_tolerance", "top1",
-              "protocol", "schedule", "batch", "init", "dataset", "split", "profile", "commit")
+              "protocol", "schedule", "batch", "init", "arch", "dataset", "split", "profile",
+              "commit")
 SYNTHETIC_WARNING = ("**Synthetic data: these numbers are NOT comparable to the paper.** The "
                      "synthetic dataset only checks that the pipeline runs end to end; the paper "
                      "column is shown for orientation only and no delta is computed.")

@@ -14,7 +14,7 @@ BASE = ("model.num_segments=1", "model.consensus=avg")
 # Before "+ Partial BN with dropout": every BN learns (partial_bn=none) and there is no extra
 # dropout before fc (dropout=0). Our reading of the paper; the release always has both.
 _NO_PBN = ("model.partial_bn=none", "model.dropout=0")
-_SCRATCH = ("model.init=none", *_NO_PBN)
+_SCRATCH = ("model.init=scratch", *_NO_PBN)
 _PRE = ("model.init=imagenet", *_NO_PBN)
 
 ROWS: dict[str, Row] = {r.name: r for r in (

@@ -71,8 +71,17 @@ def test_rows_are_deltas_and_shared_runs_hash_equal(tmp_path):
     assert "model.init=cross_modality" in flow and "model.init=imagenet" not in flow
     assert "model.consensus=max" in stream_overrides(
         table3.ROWS["Max"].cells[0].streams[0], table3.BASE, ctx, 1)
+    full = Context("synthetic", get_profile("full"), tmp_path, tmp_path / "runs")
+    with pytest.raises(data_mod.DataMissing, match="needs ImageNet weights for backbone "
+                                                   "'bn_inception'.*INIT_WEIGHTS"):
+        stream_overrides(table2.RGB, table2.BASE, full, 1)  # never a silent scratch fallback
+    full = Context("synthetic", get_profile("full"), tmp_path, tmp_path / "runs",
+                   {"bn_inception": "w.pt"}, ("solver.preset=paper",))
+    rgb = stream_overrides(table2.RGB, table2.BASE, full, 1)
+    assert any(o.startswith("model.init_weights=") and o.endswith("w.pt") for o in rgb)
+    assert "solver.preset=paper" in rgb
     scratch = table1.ROWS["From Scratch"].cells[1].streams[0]
-    assert scratch == Stream("flow", ("model.init=none", "model.partial_bn=none",
+    assert scratch == Stream("flow", ("model.init=scratch", "model.partial_bn=none",
                                       "model.dropout=0"))
 
 
