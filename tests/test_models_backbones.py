@@ -56,6 +56,9 @@ def test_googlenet_parameter_count_by_hand():
     # 3a: 12,352 + 18,528 + 110,720 + 3,088 + 12,832 + 6,176
     assert blocks[0] == 163_696
     assert count(GoogLeNet(3, 101)) == stem + sum(blocks) + fc(1024, 101)
+    # ImageNet head (1000 classes): 6,998,552, the size of bvlc_googlenet without aux heads
+    assert stem + sum(blocks) + fc(1024, 1000) == 6_998_552
+    assert count(GoogLeNet(3, 1000)) == 6_998_552
     # flow: only conv1 changes, 64 * 7 * 7 * (10 - 3) more weights
     assert count(GoogLeNet(10, 101)) - count(GoogLeNet(3, 101)) == 64 * 49 * 7
 
