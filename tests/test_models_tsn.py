@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from tsn.models import BACKBONES, build_backbone, build_tsn
@@ -36,6 +38,18 @@ def test_reshape_is_video_major_segment_minor_like_reshape_data():
             # snippet (video v, segment k) holds the blob's channels k*10 .. k*10+9
             want = 100.0 * v + torch.arange(k * 10, k * 10 + 10, dtype=torch.float32)
             torch.testing.assert_close(scores[v, k], want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), k=st.integers(1, 5), length=st.integers(1, 5), c=st.integers(1, 3))
+def test_reshape_order_for_any_layout(n, k, length, c):
+    model = TSN(PixelProbe(), num_segments=k, new_length=length, channels_per_frame=c)
+    x = videodata_blob(n, k, length, c)
+    want = x[:, :, 0, 0].reshape(n, k, length * c)  # blob channel k*L*C + j -> [v, k, j]
+    torch.testing.assert_close(model.segment_scores(x), want)
+    assert torch.equal(
+        want[:, :, 0], 100.0 * torch.arange(n)[:, None] + length * c * torch.arange(k)
+    )
 
 
 def test_forward_applies_consensus_to_the_segment_logits():
