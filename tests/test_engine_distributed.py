@@ -128,6 +128,7 @@ def test_mpirun_two_ranks_equal_one_process_with_iter_size_2(tmp_path, single):
     _assert_params_equal(_params(run), _params(single))
 
 
+@pytest.mark.slow  # the mpirun test shows the equality; the dead-rank test uses the torchrun path
 def test_torchrun_env_two_ranks_equal_one_process_with_iter_size_2(tmp_path, single):
     run = tmp_path / "run"
     procs = _torchrun_style(_config(tmp_path), run)

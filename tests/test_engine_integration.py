@@ -27,7 +27,8 @@ def _frames(folder, n: int, value: int) -> None:
         cv2.imwrite(str(folder / f"flow_y_{i:05d}.jpg"), img[:, :, 1])
 
 
-@pytest.mark.parametrize("modality", ["rgb", "flow"])
+# flow runs by default (conv1 5/10, 10-channel cross-stack); rgb is the same path: opt-in
+@pytest.mark.parametrize("modality", [pytest.param("rgb", marks=pytest.mark.slow), "flow"])
 def test_train_bn_inception_on_frame_folders(tmp_path, modality):
     for v in range(4):
         _frames(tmp_path / "frames" / f"v{v}", 8, v)
