@@ -42,3 +42,11 @@ demo: ## synthetic data, small CPU profile: generate, extract, train RGB+flow, t
 
 paper-csv: ## regenerate results/paper.csv from the spec's paper_tables.csv
 	$(PY) -m reproduce.paper
+
+.PHONY: test-reproduce test-evaluate-gpu
+test-reproduce: ## metrics, fusion, reports, tsn test and reproduce tests only
+	$(PY) -m pytest -q tests/test_metrics.py tests/test_fusion.py tests/test_report.py \
+	  tests/test_evaluate.py tests/test_reproduce.py
+
+test-evaluate-gpu: ## tsn test on CUDA gives the CPU's scores (BN-Inception, 5x10); needs a GPU
+	$(PY) -m pytest -q -m gpu tests/test_evaluate_gpu.py -s
