@@ -1,0 +1,132 @@
+"""`tsn weights list | fetch NAME... | import-cadene | import-tsn-pytorch | eval-reference`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tsn.weights.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sub-commands of `tsn weights`."""
+    parser.add_argument("--manifest", default=None, help="default: weights/manifest.toml")
+    parser.add_argument("--dir", default=None, help="weights folder (default: weights/)")
+    parser.add_argument("--lock", default=None, help="checksum lock (default: "
+                        "weights/checksums.toml)")
+    sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
+    sub.required = True
+    sub.add_parser("list", help="every released weight file and its local state")
+    fetch = sub.add_parser("fetch", help="download, verify and convert weights to .pt")
+    fetch.add_argument("names", nargs="+", help="manifest names, or all / init / reference")
+    fetch.add_argument("--accept-new-checksum", action="store_true",
+                       help="accept a file whose SHA-256 differs from the recorded one")
+    fetch.add_argument("--no-convert", action="store_true", help="download and verify only")
+    fetch.add_argument("--url", action="append", default=None,
+                       help="use this URL (repeatable, tried in order) instead of the manifest's")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, what in (("import-cadene", "Cadene pretrainedmodels bninception .pth"),
+                       ("import-tsn-pytorch", "tsn-pytorch checkpoint or bn_inception .pth")):
+        imp = sub.add_parser(name, help=f"{what} -> .pt checked against the Caffe layout")
+        imp.add_argument("path", help="the .pth / .pth.tar file")
+        imp.add_argument("--out", required=True, help="output .pt")
+    ev = sub.add_parser("eval-reference", help="test the reference models, expected vs measured")
+    ev.add_argument("names", nargs="*", help="reference names (default: all)")
+    ev.add_argument("--data-root", default="data", help="DATA_ROOT of the reproduction (data/)")
+    ev.add_argument("--out-dir", default="results", help="tables go here (results/)")
+    ev.add_argument("--frames", type=int, default=25, help="snippets per video (25)")
+    ev.add_argument("--crops", type=int, choices=(1, 10), default=10)
+    ev.add_argument("--batch", type=int, default=50, help="snippet views per forward")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def _names(manifest, requested: list[str]) -> list:
+    groups = {"all": manifest.models,
+              "init": [e for e in manifest.models if e.kind == "init"],
+              "reference": [e for e in manifest.models if e.kind == "reference"]}
+    entries = []
+    for name in requested:
+        entries += groups.get(name) or [manifest.get(name)]
+    return entries
+
+
+def _list(manifest, args) -> int:
+    from tsn.weights.checksums import ChecksumLock
+    from tsn.weights.fetch import DEFAULT_DIR, converted_path, download_path
+
+    lock, folder = ChecksumLock(args.lock), Path(args.dir or DEFAULT_DIR)
+    print(f"{'name':48s} {'kind':9s} {'fmt':15s} {'expected':>8s}  state")
+    for e in manifest.models:
+        state = ("converted" if converted_path(e, folder).is_file() else
+                 "downloaded" if download_path(e, folder).is_file() else "-")
+        sha = lock.get(e.name)
+        state += f", sha256 {sha.sha256[:12]}" if sha else ""
+        exp = f"{e.expected_mca:.2f}" if e.expected_mca is not None else ""
+        print(f"{e.name:48s} {e.kind:9s} {e.format:15s} {exp:>8s}  {state}")
+    return 0
+
+
+def _fetch(manifest, args) -> int:
+    from tsn.weights.checksums import ChecksumLock
+    from tsn.weights.fetch import DEFAULT_DIR, fetch
+
+    lock, failed = ChecksumLock(args.lock), []
+    for entry in _names(manifest, args.names):
+        try:
+            res = fetch(entry, args.dir or DEFAULT_DIR, lock, args.accept_new_checksum,
+                        not args.no_convert, not args.quiet,
+                        tuple(args.url) if args.url else None)
+            print(f"{entry.name}: {res.path} sha256 {res.sha256}"
+                  + (f" -> {res.converted}" if res.converted else ""))
+        except WeightsError as err:
+            print(f"tsn weights fetch: error: {err}", file=sys.stderr)
+            failed.append(entry.name)
+    if failed:
+        print(f"tsn weights fetch: {len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _eval(manifest, args) -> int:
+    import torch
+
+    from tsn.weights.fetch import DEFAULT_DIR
+    from tsn.weights.reference import EvalOptions, evaluate_reference
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else args.device
+    opts = EvalOptions(Path(args.dir or DEFAULT_DIR), Path(args.data_root), Path(args.out_dir),
+                       args.frames, args.crops, args.batch, device)
+    rows = evaluate_reference(manifest, opts, tuple(args.names))
+    for row in rows:
+        measured = row.get("measured_mca")
+        print(f"{row['name']}: expected {row.get('expected_mca')} measured {measured} "
+              f"[{row['status']}]")
+    print(f"wrote {opts.out_dir / 'reference_models.csv'} and .md")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch `tsn weights ACTION`; every known failure is one error line, exit status 2."""
+    from prototxt_port.errors import CaffeFormatError
+    from tsn.weights.importers import import_cadene, import_tsn_pytorch
+    from tsn.weights.manifest import load_manifest
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.weights_command == "import-cadene":
+            print(import_cadene(args.path, args.out))
+            return 0
+        if args.weights_command == "import-tsn-pytorch":
+            print(import_tsn_pytorch(args.path, args.out))
+            return 0
+        manifest = load_manifest(args.manifest)
+        action = {"list": _list, "fetch": _fetch, "eval-reference": _eval}
+        return action[args.weights_command](manifest, args)
+    except (WeightsError, CaffeFormatError, ValueError, FileNotFoundError) as err:
+        print(f"tsn weights {args.weights_command}: error: {err}", file=sys.stderr)
+        return 2

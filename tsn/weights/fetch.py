@@ -1,0 +1,144 @@
+"""`tsn weights fetch`: download (resumable, mirror fallback), verify, record, convert to .pt.
+
+Layout under the weights folder (default `weights/`): downloads in `downloads/<file>` (the name
+the release scripts use), converted weights in `<name>.pt` (tsn-weights/1, loadable with
+`prototxt_port.convert.load_weights`, weights_only). Nothing downloaded is ever executed:
+caffemodels are parsed as protobuf, .pth files loaded with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsn.weights.checksums import ChecksumLock
+from tsn.weights.errors import WeightsError
+from tsn.weights.manifest import DEFAULT_MANIFEST, WeightEntry
+
+log = logging.getLogger(__name__)
+DEFAULT_DIR = DEFAULT_MANIFEST.parent
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What `fetch` produced for one entry."""
+
+    name: str
+    path: Path  # the downloaded file
+    sha256: str
+    converted: Path | None  # the .pt (None with convert=False)
+    recorded: bool  # True when this call wrote the checksum record
+
+
+def download_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
+    """Where the downloaded file of `entry` lives."""
+    return Path(weights_dir) / "downloads" / entry.file
+
+
+def converted_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
+    """Where the converted .pt of `entry` lives."""
+    return Path(weights_dir) / f"{entry.name}.pt"
+
+
+def _reject(path: Path, message: str) -> WeightsError:
+    """Move a refused file aside (so the next fetch downloads afresh) and build the error."""
+    rejected = path.with_name(path.name + ".rejected")
+    os.replace(path, rejected)
+    return WeightsError(f"{message} (kept as {rejected} for inspection)")
+
+
+def verify(entry: WeightEntry, path: Path, lock: ChecksumLock, accept_new: bool) -> str:
+    """SHA-256 of `path`, checked against the manifest's hash prefix and the lock."""
+    from prototxt_port.convert import sha256_of
+
+    digest = sha256_of(path)
+    if entry.sha256_prefix and not digest.startswith(entry.sha256_prefix):
+        raise _reject(path, f"{path}: SHA-256 {digest} does not start with {entry.sha256_prefix}"
+                            f" (the hash in the published file name of {entry.name!r}): the "
+                            "file is damaged or not the published one; fetch it again")
+    if not accept_new:
+        try:
+            lock.check(entry.name, digest, str(path))
+        except WeightsError as err:
+            raise _reject(path, str(err)) from None
+    return digest
+
+
+def download_file(entry: WeightEntry, dest: Path, expected: str | None, progress: bool,
+                  urls: tuple[str, ...] | None = None) -> str:
+    """Download `entry` to `dest` trying its URLs in order; returns the URL that served it."""
+    from tsn.download import DownloadError, download
+
+    try:
+        result = download(list(urls or entry.urls), dest, expected_sha256=expected,
+                          progress=progress)
+    except DownloadError as err:
+        raise WeightsError(f"{entry.name}: {err}") from None
+    return getattr(result, "url", None) or (urls or entry.urls)[0]
+
+
+def convert(entry: WeightEntry, source: Path, out: Path) -> Path:
+    """Downloaded file -> tsn-weights/1 .pt, every blob / key checked against the Caffe layout."""
+    from prototxt_port.convert import convert_caffemodel
+    from prototxt_port.errors import CaffeFormatError
+    from tsn.weights.importers import import_cadene, import_tsn_pytorch
+
+    try:
+        if entry.format == "caffemodel":
+            convert_caffemodel(entry.prototxt, source, out, allow_missing=entry.allow_missing)
+        elif entry.format == "cadene_pth":
+            import_cadene(source, out)
+        else:
+            import_tsn_pytorch(source, out)
+    except CaffeFormatError as err:
+        raise WeightsError(f"{entry.name}: conversion of {source} failed: {err}") from None
+    return out
+
+
+def _up_to_date(out: Path, digest: str) -> bool:
+    """True when `out` is a .pt converted from the file with SHA-256 `digest`."""
+    from prototxt_port.convert import load_weights
+    from prototxt_port.errors import CaffeFormatError
+
+    if not out.is_file():
+        return False
+    try:
+        return load_weights(out)["meta"].get("sha256") == digest
+    except CaffeFormatError:
+        return False
+
+
+def fetch(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR,
+          lock: ChecksumLock | None = None, accept_new_checksum: bool = False,
+          convert_to_pt: bool = True, progress: bool = True,
+          urls: tuple[str, ...] | None = None) -> FetchResult:
+    """Download (or reuse) `entry`, verify its checksum, record it on first use, convert it.
+
+    A file that differs from the recorded SHA-256 is refused (moved to `<file>.rejected`) unless
+    `accept_new_checksum`, which replaces the record. `urls` overrides the manifest's list.
+    """
+    lock = lock if lock is not None else ChecksumLock()
+    dest = download_path(entry, weights_dir)
+    record = lock.get(entry.name)
+    url = record.url if record else "(file already present)"
+    if dest.is_file():
+        log.info("%s: using %s", entry.name, dest)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        expected = None if accept_new_checksum or record is None else record.sha256
+        url = download_file(entry, dest, expected, progress, urls)
+    digest = verify(entry, dest, lock, accept_new_checksum)
+    wrote = record is None or record.sha256 != digest
+    if wrote:
+        lock.record(entry.name, dest, digest, url)
+        log.info("%s: recorded SHA-256 %s in %s", entry.name, digest, lock.path)
+    out = None
+    if convert_to_pt:
+        out = converted_path(entry, weights_dir)
+        if _up_to_date(out, digest):
+            log.info("%s: %s is up to date", entry.name, out)
+        else:
+            convert(entry, dest, out)
+    return FetchResult(entry.name, dest, digest, out, wrote)

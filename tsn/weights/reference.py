@@ -1,0 +1,170 @@
+"""`make eval-reference`: test the converted reference models and compare with the manifest.
+
+For every reference entry (dataset x split x modality) the converted .pt is loaded into the
+hand-written BN-Inception, run over the split's test list with `tsn test`'s protocol
+(tsn.evaluate: 25 frames x 10 crops by default, raw-logit averaging, mean class accuracy), and
+the score file is kept; the manifest's `[[fusion]]` pairs are then fused (raw logits, RGB:flow
+1:1.5). `results/reference_models.{csv,md}` list expected vs measured for every row, with the
+reason when a row could not run (weights not fetched, dataset not extracted). Finished rows are
+reused when their score file was made from the same weights (SHA-256) and protocol, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tsn.weights.errors import WeightsError
+from tsn.weights.fetch import converted_path, download_path
+from tsn.weights.manifest import Manifest, WeightEntry
+
+log = logging.getLogger(__name__)
+COLUMNS = ("name", "dataset", "split", "modality", "expected_mca", "measured_mca", "delta",
+           "top1", "videos", "protocol", "status", "expected_source")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Where things are and which protocol to run."""
+
+    weights_dir: Path
+    data_root: Path  # <data_root>/<dataset>/lists/<dataset>_<modality>_val_split_<k>.txt
+    out_dir: Path  # results/ (tables) ; score files under out_dir/reference_scores/
+    num_frames: int = 25
+    num_crops: int = 10
+    batch: int = 50
+    device: str = "cpu"
+    progress: bool = True
+
+
+def test_list(entry: WeightEntry, data_root: Path) -> Path:
+    """The test file list of `entry` in the reproduction's data layout (reproduce/data.py)."""
+    ds = entry.dataset
+    return data_root / ds / "lists" / f"{ds}_{entry.modality}_val_split_{entry.split}.txt"
+
+
+def build_model(weights: dict, modality: str, device: torch.device):
+    """A TSN (1 segment; testing scores snippets) holding converted bn_inception weights."""
+    from tsn.models.bn_inception import BNInception
+    from tsn.models.tsn import TSN, get_modality
+
+    if weights["layout"] != "bn_inception" or "fc.weight" not in weights["state_dict"]:
+        raise WeightsError("reference weights must be a BN-Inception with its fc-action")
+    state = weights["state_dict"]
+    spec = get_modality(modality)
+    backbone = BNInception(int(state["conv1.conv.weight"].shape[1]),
+                           int(state["fc.weight"].shape[0]), spec.dropout)
+    backbone.load_state_dict(state, strict=True)
+    model = TSN(backbone, 1, spec.new_length, spec.channels_per_frame)
+    return model.to(device).eval()
+
+
+def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
+    """One reference model -> a result row (measured numbers or the reason it did not run)."""
+    from prototxt_port.convert import load_weights
+    from tsn.data.video_list import read_file_list
+    from tsn.evaluate import build_test_dataset, evaluate
+    from tsn.metrics import mean_class_accuracy, video_top1
+    from tsn.report import git_commit
+    from tsn.scores import Protocol, ScoreFileError, load_scores, save_scores
+    from tsn.weights.fetch import convert
+
+    row = {"name": entry.name, "dataset": entry.dataset, "split": entry.split,
+           "modality": entry.modality, "expected_mca": entry.expected_mca,
+           "expected_source": entry.expected_source,
+           "protocol": f"{opts.num_frames}x{opts.num_crops} mean"}
+    pt = converted_path(entry, opts.weights_dir)
+    if not pt.is_file():
+        raw = download_path(entry, opts.weights_dir)
+        if not raw.is_file():
+            return {**row, "status": f"weights missing: run `tsn weights fetch {entry.name}`"}
+        convert(entry, raw, pt)
+    listing = test_list(entry, opts.data_root)
+    if not listing.is_file():
+        return {**row, "status": f"no test list {listing}: extract {entry.dataset} "
+                                 f"(`make data-{entry.dataset}`, see docs/weights.md)"}
+    weights = load_weights(pt)
+    sha = weights["meta"].get("sha256", "")
+    protocol = Protocol(modality=entry.modality, num_frames=opts.num_frames,
+                        num_crops=opts.num_crops, weights=f"{entry.name}@{sha[:16]}",
+                        dataset=entry.dataset, split=entry.split, commit=git_commit())
+    score_file = opts.out_dir / "reference_scores" / f"{entry.name}.npz"
+    vs = None
+    if score_file.is_file():
+        try:
+            old = load_scores(score_file)
+            same = (old.protocol.weights, old.protocol.label) == (protocol.weights, protocol.label)
+            vs = old if same else None
+        except ScoreFileError:
+            vs = None
+        if vs is not None:
+            log.info("%s: reusing %s", entry.name, score_file)
+    if vs is None:
+        device = torch.device(opts.device)
+        model = build_model(weights, entry.modality, device)
+        records = read_file_list(listing, num_classes=entry.num_classes)
+        dataset = build_test_dataset(records, entry.modality, protocol, None)
+        ids = [Path(r.path).name for r in records]
+        vs = evaluate(model, dataset, ids, device, protocol, opts.batch, progress=opts.progress)
+        save_scores(score_file, vs)
+    return {**row, **_measured(vs, entry.expected_mca, mean_class_accuracy, video_top1),
+            "status": f"ok ({score_file.name})"}
+
+
+def _measured(vs, expected, mca, top1) -> dict:
+    measured = 100.0 * mca(vs.scores, vs.labels)
+    return {"measured_mca": round(measured, 2),
+            "top1": round(100.0 * top1(vs.scores, vs.labels), 2), "videos": len(vs.video_ids),
+            "delta": None if expected is None else round(measured - expected, 2)}
+
+
+def fuse_rows(manifest: Manifest, opts: EvalOptions) -> list[dict]:
+    """Rows for the manifest's fusion pairs whose member score files exist."""
+    from tsn.fusion import fuse
+    from tsn.metrics import mean_class_accuracy, video_top1
+    from tsn.scores import load_scores
+
+    rows = []
+    for fusion in manifest.fusions:
+        files = [opts.out_dir / "reference_scores" / f"{m}.npz" for m in fusion.members]
+        row = {"name": " + ".join(f"{w:g}*{m}" for w, m in zip(fusion.weights, fusion.members)),
+               "dataset": fusion.dataset, "split": fusion.split, "modality": "fused",
+               "expected_mca": fusion.expected_mca, "expected_source": fusion.expected_source}
+        if not all(f.is_file() for f in files):
+            rows.append({**row, "status": "members not evaluated"})
+            continue
+        vs = fuse([load_scores(f) for f in files], fusion.weights, [f.name for f in files])
+        rows.append({**row, **_measured(vs, fusion.expected_mca, mean_class_accuracy,
+                                        video_top1),
+                     "protocol": vs.protocol.label, "status": "ok"})
+    return rows
+
+
+def evaluate_reference(manifest: Manifest, opts: EvalOptions,
+                       names: tuple[str, ...] = ()) -> list[dict]:
+    """Evaluate the reference models (all, or `names`), fuse, write the csv + md tables."""
+    from tsn.report import run_record, write_csv, write_markdown
+
+    entries = [manifest.get(n) for n in names] if names else [
+        e for e in manifest.models if e.kind == "reference"]
+    rows = []
+    for entry in entries:
+        log.info("%s ...", entry.name)
+        rows.append(evaluate_entry(entry, opts))
+        log.info("%s: %s", entry.name, rows[-1]["status"])
+    rows += fuse_rows(dataclasses.replace(manifest, fusions=tuple(
+        f for f in manifest.fusions if all(m in {e.name for e in entries} for m in f.members))),
+        opts)
+    write_csv(opts.out_dir / "reference_models.csv", rows, COLUMNS)
+    notes = ["Expected numbers: split 1 of the Caffe reference models converted to PyTorch "
+             "(caffe2pytorch-tsn README, 25x10, mean class accuracy); splits 2 and 3 have no "
+             "published per-split number. Single-split single-modality numbers vary by about "
+             "1 point (spec/tsn_caffe_facts.md 8)."]
+    write_markdown(opts.out_dir / "reference_models.md", "Released TSN reference models",
+                   rows, COLUMNS, notes, run_record())
+    return rows
