@@ -24,7 +24,7 @@ import torch
 
 from prototxt_port.caffemodel import read_caffemodel, write_caffemodel
 from prototxt_port.errors import CaffeFormatError
-from prototxt_port.net import CaffeNet
+from prototxt_port.net import CaffeNet, layer_name_of
 from tsn.models.bn_inception import BNInception, caffe_blob_map
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def convert_caffemodel(
     )
     allowed = set(allow_missing)
     missing = net.load_blobs(blobs, source=str(caffemodel), strict=False)
-    extra = [name for name in blobs if name not in net.layers]
+    extra = [name for name in blobs if net.module(name) is None]
     unexpected = [m for m in missing if m not in allowed]
     if extra or unexpected:
         net.load_blobs(blobs, source=str(caffemodel), strict=True)  # raises the detailed error
@@ -130,7 +130,7 @@ def convert_caffemodel(
         state = OrderedDict(
             (k, v.detach().clone())
             for k, v in net.state_dict().items()
-            if k.split(".")[1] not in missing
+            if layer_name_of(k.split(".")[1]) not in missing
         )
         for key, value in state.items():
             log.info("%s => %s %s", key, key, tuple(value.shape))
@@ -174,7 +174,7 @@ def export_caffemodel(weights: str | Path, prototxt: str | Path, out: str | Path
     shapes = {k: [a.shape for a in v] for k, v in blobs.items()}
     net = CaffeNet(prototxt, phase="test", blob_shapes=shapes)
     missing = net.load_blobs(blobs, source=str(weights), strict=False)
-    extra = [name for name in blobs if name not in net.layers]
+    extra = [name for name in blobs if net.module(name) is None]
     if extra or [m for m in missing if m not in allowed_missing]:
         net.load_blobs(blobs, source=str(weights), strict=True)  # raises the detailed error
     write_caffemodel(out, prototxt, blobs)
@@ -185,7 +185,7 @@ def _caffe_net_state_to_blobs(state, prototxt, source) -> OrderedDict[str, list[
     """CaffeNet state dict ("layers.<layer>.<attr>") -> Caffe blobs in Caffe order and shape."""
     shapes: OrderedDict[str, list[tuple[int, ...]]] = OrderedDict()
     for key, tensor in state.items():
-        shapes.setdefault(key.split(".")[1], []).append(tuple(tensor.shape))
+        shapes.setdefault(layer_name_of(key.split(".")[1]), []).append(tuple(tensor.shape))
     net = CaffeNet(prototxt, phase="test", blob_shapes=shapes)
     try:
         result = net.load_state_dict(state, strict=False)

@@ -51,10 +51,21 @@ def _channels(bottom: torch.Tensor | None, blob_shapes, blob_dim: int, layer, wh
     )
 
 
+def _positive(layer, **values) -> None:
+    """Caffe CHECKs these are > 0 at set-up; say so instead of building an empty layer."""
+    for name, value in values.items():
+        smallest = min(value) if isinstance(value, tuple) else value
+        if smallest <= 0:
+            raise CaffeFormatError(
+                f"layer {layer.name!r} ({layer.type}): {name} must be > 0, got {value}"
+            )
+
+
 def build_convolution(layer, bottoms, blob_shapes) -> tuple[nn.Module, Forward]:
     p = layer.convolution_param
     kernel = _pair(p, "kernel")
     stride = _pair(p, "stride", 1)
+    _positive(layer, num_output=p.num_output, kernel_size=kernel, stride=stride, group=p.group)
     pad = _pair(p, "pad", 0)
     dilation = (p.dilation, p.dilation)
     if p.HasField("dilation_h") or p.HasField("dilation_w"):
@@ -70,6 +81,7 @@ def build_convolution(layer, bottoms, blob_shapes) -> tuple[nn.Module, Forward]:
 
 def build_inner_product(layer, bottoms, blob_shapes) -> tuple[nn.Module, Forward]:
     p = layer.inner_product_param
+    _positive(layer, num_output=p.num_output)
     axis = p.axis
     if bottoms[0] is not None:
         in_features = int(math.prod(bottoms[0].shape[axis:]))
@@ -101,6 +113,7 @@ def build_pooling(layer, bottoms, blob_shapes) -> tuple[nn.Module | None, Forwar
         kernel, stride, pad = tuple(bottoms[0].shape[2:]), (1, 1), (0, 0)
     else:
         kernel, stride, pad = _pair(p, "kernel"), _pair(p, "stride", 1), _pair(p, "pad", 0)
+        _positive(layer, kernel_size=kernel, stride=stride)
     # Caffe always rounds the output size up (no round-mode field, pooling_layer.cpp), and its
     # AVE pool divides by the window clipped to the padded input: count_include_pad=True.
     if p.pool == caffe_pb2.PoolingParameter.MAX:
@@ -237,3 +250,35 @@ BLOB_LAYOUT = {
     # BN blobs are (1, C) in the fork (caffe_golden/README.md), torch keeps (C,)
     "BN": [("weight", "1C"), ("bias", "1C"), ("running_mean", "1C"), ("running_var", "1C")],
 }
+
+# (min bottoms, max bottoms, min tops, max tops) per type; None = unbounded.
+ARITY = {
+    "Convolution": (1, 1, 1, 1),
+    "InnerProduct": (1, 1, 1, 1),
+    "BN": (1, 1, 1, 1),
+    "Pooling": (1, 1, 1, 1),
+    "ReLU": (1, 1, 1, 1),
+    "Dropout": (1, 1, 1, 1),
+    "Concat": (1, None, 1, 1),
+    "Reshape": (1, 1, 1, 1),
+    "Flatten": (1, 1, 1, 1),
+    "Softmax": (1, 1, 1, 1),
+    "SoftmaxWithLoss": (2, 2, 1, 1),
+    "Accuracy": (2, 2, 1, 1),
+    "Eltwise": (2, None, 1, 1),
+    "Split": (1, 1, 1, None),
+    "Silence": (1, None, 0, 0),
+}
+
+
+def check_arity(layer) -> str | None:
+    """What is wrong with the number of bottoms/tops of a layer, or None."""
+    low_b, high_b, low_t, high_t = ARITY[layer.type]
+    for what, count, low, high in (
+        ("bottom", len(layer.bottom), low_b, high_b),
+        ("top", len(layer.top), low_t, high_t),
+    ):
+        if count < low or (high is not None and count > high):
+            want = f"{low}" if low == high else f"{low} to {high or 'any'}"
+            return f"a {layer.type} layer takes {want} {what}(s), this one has {count}"
+    return None

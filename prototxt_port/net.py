@@ -24,10 +24,13 @@ from torch import nn
 from prototxt_port import caffe_pb2
 from prototxt_port.caffemodel import read_caffemodel
 from prototxt_port.errors import CaffeFormatError
-from prototxt_port.layers import BLOB_LAYOUT, BUILDERS, DATA_LAYER_TYPES
+from prototxt_port.layers import BLOB_LAYOUT, BUILDERS, DATA_LAYER_TYPES, check_arity
 from prototxt_port.prototxt import layer_in_phase, parse_prototxt, phase_value
 
 log = logging.getLogger(__name__)
+
+# Names a ModuleDict cannot hold as keys (its own attributes).
+_RESERVED_KEYS = frozenset(dir(nn.ModuleDict()))
 
 # Element-wise layers: the top has the bottom's shape.
 SHAPE_PRESERVING = {"BN", "ReLU", "Dropout"}
@@ -157,6 +160,9 @@ class CaffeNet(nn.Module):
                     f"{where}: unknown layer type {layer.type!r}; prototxt_port implements "
                     f"{', '.join(sorted(BUILDERS))} and the data layers {sorted(DATA_LAYER_TYPES)}"
                 )
+            problem = check_arity(layer)
+            if problem:
+                raise CaffeFormatError(f"{where}: {problem}")
             for bottom in layer.bottom:
                 if bottom not in meta:
                     close = difflib.get_close_matches(bottom, list(meta), n=1)
@@ -169,8 +175,10 @@ class CaffeNet(nn.Module):
                 module, forward = BUILDERS[layer.type](layer, bottoms, blob_shapes.get(layer.name))
             except CaffeFormatError as err:
                 raise CaffeFormatError(f"{self.prototxt_path}: {err}") from None
+            except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as err:
+                raise CaffeFormatError(f"{where}: invalid {layer.type} parameters: {err}") from None
             if module is not None:
-                self.layers[layer.name] = module
+                self.layers[module_key(layer.name, where)] = module
                 _init_from_fillers(layer, module)
             self.specs[layer.name] = layer
             self._forwards[layer.name] = forward
@@ -209,10 +217,15 @@ class CaffeNet(nn.Module):
             missing = [b for b in step.bottoms if b not in blobs]
             if missing:
                 raise ValueError(f"layer {step.name!r} needs input blob {missing[0]!r}; pass it")
-            module = self.layers[step.name] if step.name in self.layers else None
+            module = self.module(step.name)
             tops = self._forwards[step.name](module, [blobs[b] for b in step.bottoms])
             blobs.update(zip(step.tops, tops))
         return blobs
+
+    def module(self, layer_name: str) -> nn.Module | None:
+        """The module of a Caffe layer (None for parameterless layers)."""
+        key = module_key(layer_name)
+        return self.layers[key] if key in self.layers else None
 
     def caffe_params(self) -> list[CaffeParam]:
         """Every blob of every parameter layer, in Caffe's order, with lr/decay multipliers."""
@@ -220,7 +233,7 @@ class CaffeNet(nn.Module):
         for step in self.steps:
             if step.type not in BLOB_LAYOUT:
                 continue
-            module = self.layers[step.name]
+            module = self.module(step.name)
             specs = list(self.specs[step.name].param)
             for index, (attr, _rule) in enumerate(BLOB_LAYOUT[step.type]):
                 tensor = getattr(module, attr)
@@ -254,7 +267,7 @@ class CaffeNet(nn.Module):
         out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
         for step in self.steps:
             if step.type in BLOB_LAYOUT:
-                module = self.layers[step.name]
+                module = self.module(step.name)
                 arrays = []
                 for attr, rule in BLOB_LAYOUT[step.type]:
                     tensor = getattr(module, attr)
@@ -298,7 +311,7 @@ class CaffeNet(nn.Module):
         for step in param_layers:
             if step.name not in blobs:
                 continue
-            module = self.layers[step.name]
+            module = self.module(step.name)
             targets = [(a, r) for a, r in BLOB_LAYOUT[step.type] if getattr(module, a) is not None]
             arrays = list(blobs[step.name])
             if len(arrays) != len(targets):
@@ -322,6 +335,22 @@ class CaffeNet(nn.Module):
         for name in missing:
             log.warning("%s: no weights for layer %r: it keeps its filler values", source, name)
         return missing
+
+
+def module_key(layer_name: str, where: str = "") -> str:
+    """ModuleDict key of a Caffe layer: '%' and '.' escaped (Caffe allows '.' in names)."""
+    key = layer_name.replace("%", "%25").replace(".", "%2E")
+    if not key or key in _RESERVED_KEYS:
+        raise CaffeFormatError(
+            f"{where or repr(layer_name)}: layer name {layer_name!r} is empty or "
+            "reserved by PyTorch; rename the layer"
+        )
+    return key
+
+
+def layer_name_of(key: str) -> str:
+    """Inverse of module_key."""
+    return key.replace("%2E", ".").replace("%25", "%")
 
 
 def _legacy_compatible(have: Sequence[int], want: Sequence[int]) -> bool:
