@@ -125,22 +125,22 @@ class CaffeSGD:
                 p.tensor.grad = None
 
     def global_norm(self) -> torch.Tensor:
-        """L2 norm over all blobs' summed gradients (lr_mult-0 blobs contribute 0), float64."""
-        total = None
-        for g in self.grads():
-            if g is None:
-                continue
-            sq = g.detach().double().pow(2).sum()
-            total = sq if total is None else total + sq
-        if total is None:
+        """L2 norm over all blobs' summed gradients (lr_mult-0 blobs contribute 0), float64.
+
+        Per-blob norms are float32 (Caffe sums squares in Dtype too); they are combined in float64.
+        """
+        grads = [g.detach() for g in self.grads() if g is not None]
+        if not grads:
             return torch.zeros((), dtype=torch.float64)
-        return total.sqrt()
+        norms = torch.stack(torch._foreach_norm(grads)).double()
+        return norms.pow(2).sum().sqrt()
 
     @torch.no_grad()
     def step(self, lr: float, iter_size: int = 1, norm: float | None = None) -> StepInfo:
         """Apply one Caffe update with learning rate `lr`; gradients are consumed (set to None).
 
-        `norm` may pass the global gradient norm when the caller already computed it.
+        `norm` may pass the global gradient norm when the caller already computed it. The math
+        is per blob; it runs as multi-tensor (foreach) kernels over blobs sharing multipliers.
         """
         norm = float(self.global_norm()) if norm is None else norm
         clipped = self.clip_gradients > 0 and norm > self.clip_gradients
@@ -148,23 +148,29 @@ class CaffeSGD:
         scale = 1.0
         if clipped:
             scale = float(torch.tensor(self.clip_gradients / norm, dtype=torch.float32))
+        groups: dict[tuple[float, float], list[tuple]] = {}
         for p, g in zip(self.params, self.grads()):
             if p.lr_mult == 0.0:
                 # h = 0 * g + m * h stays 0 from a zero start: nothing moves (frozen BN, stats)
                 continue
-            w = p.tensor
-            g = torch.zeros_like(w) if g is None else g.detach().clone()
+            g = torch.zeros_like(p.tensor) if g is None else g.detach()
+            groups.setdefault((p.lr_mult, p.decay_mult), []).append(
+                (p.tensor.data, g, self.history[p.name])
+            )
+        for (lr_mult, decay_mult), members in groups.items():
+            ws, gs, hs = (list(t) for t in zip(*members))
+            # the gradient buffers are consumed: Caffe also rewrites the diffs in place
             if clipped:
-                g.mul_(scale)
+                torch._foreach_mul_(gs, scale)
             if iter_size > 1:
-                g.mul_(1.0 / iter_size)
-            local_decay = self.weight_decay * p.decay_mult
+                torch._foreach_mul_(gs, 1.0 / iter_size)  # Normalize
+            local_decay = self.weight_decay * decay_mult
             if local_decay:
-                g.add_(w, alpha=local_decay)
-            h = self.history[p.name]
-            # caffe_cpu_axpby(local_rate, diff, momentum, history)
-            h.mul_(self.momentum).add_(g, alpha=lr * p.lr_mult)
-            w.sub_(h)
+                torch._foreach_add_(gs, ws, alpha=local_decay)  # Regularize (L2)
+            # caffe_cpu_axpby(local_rate, diff, momentum, history), then w -= history
+            torch._foreach_mul_(hs, self.momentum)
+            torch._foreach_add_(hs, gs, alpha=lr * lr_mult)
+            torch._foreach_sub_(ws, hs)
         self.zero_grad()
         return StepInfo(norm, clipped, scale)
 
