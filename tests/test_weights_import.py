@@ -4,6 +4,7 @@ with torch.save (no network)."""
 
 from __future__ import annotations
 
+import functools
 import pickle
 
 import pytest
@@ -17,6 +18,7 @@ from tsn.weights.cli import add_arguments, run
 from tsn.weights.importers import caffe_to_port_key, import_cadene, import_tsn_pytorch
 
 
+@functools.cache  # building BN-Inception costs seconds; tensors are never mutated
 def reference_state(in_channels=3, num_classes=101, seed=0):
     torch.manual_seed(seed)
     model = BNInception(in_channels, num_classes)
