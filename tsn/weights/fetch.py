@@ -69,12 +69,18 @@ def verify(entry: WeightEntry, path: Path, lock: ChecksumLock, accept_new: bool)
 def download_file(entry: WeightEntry, dest: Path, expected: str | None, progress: bool,
                   urls: tuple[str, ...] | None = None) -> str:
     """Download `entry` to `dest` trying its URLs in order; returns the URL that served it."""
-    from tsn.download import DownloadError, download
+    from tsn import download as dl
 
     try:
-        result = download(list(urls or entry.urls), dest, expected_sha256=expected,
-                          progress=progress)
-    except DownloadError as err:
+        result = dl.download(list(urls or entry.urls), dest, expected_sha256=expected,
+                             progress=progress)
+    except getattr(dl, "ChecksumMismatch", ()) as err:
+        raise WeightsError(
+            f"{entry.name}: no URL served a file with the SHA-256 recorded on first download "
+            f"({expected}): the different file was refused and deleted. If it really "
+            f"changed upstream, run `tsn weights fetch {entry.name} --accept-new-checksum`. "
+            f"Details: {err}") from None
+    except dl.DownloadError as err:
         raise WeightsError(f"{entry.name}: {err}") from None
     return getattr(result, "url", None) or (urls or entry.urls)[0]
 
