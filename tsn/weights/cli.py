@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -44,6 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
+@contextlib.contextmanager
+def _log_to(path: Path):
+    """Also append this run's log to `path` (downloads and evaluations are long jobs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger("tsn"), logging.getLogger("prototxt_port")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
+
+
 def _names(manifest, requested: list[str]) -> list:
     groups = {"all": manifest.models,
               "init": [e for e in manifest.models if e.kind == "init"],
@@ -75,16 +94,17 @@ def _fetch(manifest, args) -> int:
     from tsn.weights.fetch import DEFAULT_DIR, fetch
 
     lock, failed = ChecksumLock(args.lock), []
-    for entry in _names(manifest, args.names):
-        try:
-            res = fetch(entry, args.dir or DEFAULT_DIR, lock, args.accept_new_checksum,
-                        not args.no_convert, not args.quiet,
-                        tuple(args.url) if args.url else None)
-            print(f"{entry.name}: {res.path} sha256 {res.sha256}"
-                  + (f" -> {res.converted}" if res.converted else ""))
-        except WeightsError as err:
-            print(f"tsn weights fetch: error: {err}", file=sys.stderr)
-            failed.append(entry.name)
+    with _log_to(Path(args.dir or DEFAULT_DIR) / "downloads" / "fetch.log"):
+        for entry in _names(manifest, args.names):
+            try:
+                res = fetch(entry, args.dir or DEFAULT_DIR, lock, args.accept_new_checksum,
+                            not args.no_convert, not args.quiet,
+                            tuple(args.url) if args.url else None)
+                print(f"{entry.name}: {res.path} sha256 {res.sha256}"
+                      + (f" -> {res.converted}" if res.converted else ""))
+            except WeightsError as err:
+                print(f"tsn weights fetch: error: {err}", file=sys.stderr)
+                failed.append(entry.name)
     if failed:
         print(f"tsn weights fetch: {len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -100,7 +120,8 @@ def _eval(manifest, args) -> int:
         else args.device
     opts = EvalOptions(Path(args.dir or DEFAULT_DIR), Path(args.data_root), Path(args.out_dir),
                        args.frames, args.crops, args.batch, device)
-    rows = evaluate_reference(manifest, opts, tuple(args.names))
+    with _log_to(opts.out_dir / "reference_scores" / "eval_reference.log"):
+        rows = evaluate_reference(manifest, opts, tuple(args.names))
     for row in rows:
         measured = row.get("measured_mca")
         print(f"{row['name']}: expected {row.get('expected_mca')} measured {measured} "
