@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -59,9 +60,14 @@ def bench_optimizer(model, modality: str, device, repeats: int) -> dict:
             s.tensor.grad = g
         caffe.step(1e-9, 1)
 
-    groups = [{"params": [s.tensor], "lr": 1e-9 * s.lr_mult,
-               "weight_decay": 5e-4 * s.decay_mult} for s in specs if s.lr_mult]
-    torch_sgd = torch.optim.SGD(groups, lr=1e-9, momentum=0.9)
+    # one param group per (lr_mult, decay_mult), as a careful torch user would write it
+    by_mult: dict[tuple[float, float], list] = {}
+    for s in specs:
+        if s.lr_mult:
+            by_mult.setdefault((s.lr_mult, s.decay_mult), []).append(s.tensor)
+    groups = [{"params": ts, "lr": 1e-9 * lr, "weight_decay": 5e-4 * decay}
+              for (lr, decay), ts in by_mult.items()]
+    torch_sgd = torch.optim.SGD(groups, lr=1e-9, momentum=0.9, foreach=True)
 
     def torch_step():
         for s, g in zip(specs, grads):
@@ -133,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         "arch": args.arch, "device": str(device), "batch_videos": args.batch,
         "segments": 3, "image_size": args.size, "workers": args.workers, "torch": torch.__version__,
         "threads": torch.get_num_threads(), "host": platform.node(),
+        # other processes on the machine skew CPU timings: the 1-minute load before the runs
+        "loadavg_1min_before": os.getloadavg()[0],
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "optimizer": bench_optimizer(model.to(device), "flow", device, max(5, args.iters)),
         "iteration": bench_iteration(args, device),
     }
+    result["loadavg_1min_after"] = os.getloadavg()[0]
     out = Path(args.out) / f"train_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
