@@ -163,6 +163,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     failed_at = int(str(err.value).split()[1].rstrip(":"))
     assert last_it == failed_at  # every completed iteration is saved; the failing one is not
     assert "the loss is" in (run / "train.log").read_text()
+    assert (run / "curves.png").exists()  # the plot shows the blow-up
     # the CLI turns it into exit code 3 and one message
     code = tsn_main(["train", str(cfg), *args, "--run-dir", str(tmp_path / "cli")])
     assert code == 3

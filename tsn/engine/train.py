@@ -168,7 +168,7 @@ def train(exp: Experiment, resume: bool = False, run_dir: Path | None = None) ->
 
 
 def _train(exp, resume, run_dir, info, device) -> TrainResult:
-    world, rank = info.world_size, info.rank
+    world = info.world_size
     iter_size = exp.solver.iter_size_for(world)
     run = RunFolder(Path(run_dir) if run_dir else Path(exp.run_root) / exp.name)
     found = checkpoint.latest(run.checkpoints)
@@ -183,7 +183,17 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
         run.create()
         run.attach_log()
     distributed.barrier()
+    try:
+        return _setup_and_loop(exp, resume, found, run, info, device, iter_size)
+    finally:
+        if info.is_main:
+            if run.metrics.exists():
+                run.write_plot()  # also after a non-finite stop: the curves show what happened
+            run.detach_log()
 
+
+def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainResult:
+    world, rank = info.world_size, info.rank
     torch.manual_seed(exp.seed)  # same init on every rank (then rank 0's is broadcast anyway)
     model, init_record = build_model(exp)
     model.to(device).train()
@@ -272,9 +282,6 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
                 last_ckpt = checkpoint.save(run.checkpoints, done, state, exp.keep_checkpoints)
             distributed.barrier()
     bar.close()
-    if info.is_main:
-        run.write_plot()
-        run.detach_log()
     return TrainResult(run.path, exp.solver.max_iter, loss_value, last_ckpt)
 
 
