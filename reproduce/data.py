@@ -3,8 +3,8 @@
 Layout under DATA_ROOT (default `data/`), one folder per dataset:
 
     <root>/<data>/splits/        official split files (UCF101 classInd/trainlist0k/testlist0k,
-                                 HMDB51 <class>_test_split<k>.txt); the synthetic set writes the
-                                 UCF101 format
+                                 HMDB51 <class>_test_split<k>.txt); `ucfTrainTestlist/` (the
+                                 name UCF101's zip and `tsn synth` use) is accepted too
     <root>/<data>/frames/        dense_flow output: <video_id>/img_00001.jpg, flow_x_, flow_y_
     <root>/<data>/warp_frames/   warped flow (flow_x_/flow_y_), only for warped-flow rows
     <root>/<data>/lists/         <data>_<modality>_{train,val}_split_<k>.txt, built here from the
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DATASETS = ("synthetic", "ucf101", "hmdb51")
 NUM_CLASSES = {"ucf101": 101, "hmdb51": 51}
+SPLIT_DIRS = ("splits", "ucfTrainTestlist")
 
 
 class DataMissing(RuntimeError):
@@ -69,7 +70,8 @@ def lists(data: str, split: int, modality: str, root: Path) -> Lists:
         raise ValueError(f"unknown dataset {data!r}: choose one of {DATASETS}")
     name = data
     base = Path(root) / name
-    if not (base / "splits").is_dir():
+    split_dir = next((base / d for d in SPLIT_DIRS if (base / d).is_dir()), None)
+    if split_dir is None:
         raise DataMissing(how_to_get(name, Path(root)))
     frames = base / ("warp_frames" if modality == "warped_flow" else "frames")
     kind = "flow" if modality == "warped_flow" else modality
@@ -79,7 +81,7 @@ def lists(data: str, split: int, modality: str, root: Path) -> Lists:
         if not frames.is_dir():
             raise DataMissing(f"{frames}: no extracted frames for {modality}. "
                               + how_to_get(name, Path(root)))
-        sp = read_split(_split_name(name), base / "splits", split)
+        sp = read_split(_split_name(name), split_dir, split)
         for part, entries in (("train", sp.train), ("val", sp.test)):
             write_file_list(build_records(frames, entries, kind), out[part])
             log.info("wrote %s", out[part])

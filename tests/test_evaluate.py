@@ -68,7 +68,7 @@ def test_segment_centre_sampling_and_short_video(tmp_path):
     assert short.ticks(0) == [1] * 25  # step (3-1)//24 = 0 -> every tick is frame 1
 
 
-def test_tiled_forward_equals_snippet_logits():
+def test_snippet_forward_of_a_k_segment_model_equals_snippet_logits():
     from tsn.engine.smoke import TinyTSN
 
     torch.manual_seed(0)
@@ -76,6 +76,7 @@ def test_tiled_forward_equals_snippet_logits():
     x = torch.randn(5, 3, 8, 8)
     per_snippet = torch.stack([model(xi.repeat(3, 1, 1)[None])[0] for xi in x])
     torch.testing.assert_close(snippet_forward(model)(x), per_snippet)
+    assert model.num_segments == 3  # restored after the call
 
 
 def test_view_count_mismatch_is_a_clear_error(tmp_path):

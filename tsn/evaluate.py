@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 def snippet_forward(model: nn.Module):
     """A function (M, L*C, H, W) -> (M, classes) of per-snippet logits for `model`.
 
-    TSN models expose `forward_snippets`; a model that only takes a K-segment blob with average
-    consensus (the engine's tiny smoke model) gets each snippet tiled K times, whose average is
-    the snippet's own logits.
+    TSN models expose `forward_snippets`. A model that only takes a K-segment blob and reads K
+    from `model.num_segments` at forward time (the engine's tiny smoke model, whose consensus
+    is a plain average) runs with num_segments = 1 for the call: each snippet is then its own
+    "video" and the average over one segment is the snippet's logits.
     """
     if hasattr(model, "forward_snippets"):
         return model.forward_snippets
@@ -39,10 +40,14 @@ def snippet_forward(model: nn.Module):
     if k == 1:
         return model
 
-    def tiled(x: torch.Tensor) -> torch.Tensor:
-        return model(x.repeat_interleave(k, dim=0).reshape(x.shape[0], -1, *x.shape[2:]))
+    def one_segment(x: torch.Tensor) -> torch.Tensor:
+        model.num_segments = 1
+        try:
+            return model(x)
+        finally:
+            model.num_segments = k
 
-    return tiled
+    return one_segment
 
 
 @torch.no_grad()
