@@ -18,8 +18,9 @@ class Profile:
     test_frames: int  # snippets per test video (paper: 25)
     test_crops: int  # crops per snippet (paper: 10)
     test_batch: int  # snippet views per forward
-    synth_videos_per_class: int  # synthetic dataset size (synthetic data only)
-    synth_classes: int
+    synth_train_per_class: int  # synthetic dataset size (tsn synth; 8 classes)
+    synth_test_per_class: int
+    synth_frames: int  # frames per synthetic video
     flow: str  # flow algorithm for synthetic extraction: tvl1 (paper) | dis (fast, demo)
     description: str
 
@@ -39,20 +40,21 @@ _SMALL = ("model.arch=tiny", "solver.preset=custom", "solver.lr_policy=fixed",
 
 PROFILES: dict[str, Profile] = {
     "full": Profile(
-        "full", (), 25, 10, 50, 0, 0, "tvl1",
+        "full", (), 25, 10, 50, 0, 0, 0, "tvl1",
         "the release recipe: BN-Inception, released solver (batch 128), 25x10 test"),
     "demo": Profile(
         "demo", (*_SMALL, "solver.base_lr=0.01", "solver.max_iter=120",
                  "solver.batch_per_process=8", "solver.effective_batch=8",
-                 "checkpoint_every=60"), 25, 10, 50, 12, 4, "dis",
+                 "checkpoint_every=60"), 25, 10, 50, 4, 2, 32, "dis",
         "CPU demo: tiny 2-conv TSN (not BN-Inception), 120 iterations of batch 8 at lr 0.01 "
-        "(fixed), full 25x10 test, DIS flow (not TV-L1), small synthetic dataset"),
+        "(fixed), full 25x10 test, DIS flow (not TV-L1), synthetic set of 8 classes x (4 train + 2 "
+        "test) videos of 32 frames"),
     "tiny": Profile(
         "tiny", (*_SMALL, "solver.base_lr=0.01", "solver.max_iter=3",
                  "solver.batch_per_process=4", "solver.effective_batch=4",
-                 "checkpoint_every=3"), 3, 1, 50, 4, 3, "dis",
+                 "checkpoint_every=3"), 3, 1, 50, 1, 1, 12, "dis",
         "smoke test: tiny 2-conv TSN, 3 iterations of batch 4, 3x1 test, DIS flow, "
-        "a handful of synthetic videos"),
+        "8 classes x (1 train + 1 test) synthetic videos of 12 frames"),
 }
 
 

@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def ensure_synthetic(base: Path, profile: Profile) -> Path:
-    """Make `base/splits` and `base/frames` for the profile's sizes unless already there."""
+    """Make `base/ucfTrainTestlist` and `base/frames` for the profile's sizes unless there."""
     from tsn.cli import main as tsn
 
-    want = {"classes": profile.synth_classes, "videos_per_class": profile.synth_videos_per_class,
+    want = {"train_per_class": profile.synth_train_per_class,
+            "test_per_class": profile.synth_test_per_class, "frames": profile.synth_frames,
             "flow": profile.flow}
     marker = base / "READY"
     if marker.is_file() and json.loads(marker.read_text()) == want:
@@ -32,9 +33,9 @@ def ensure_synthetic(base: Path, profile: Profile) -> Path:
         log.info("regenerating %s (sizes differ or it was interrupted)", base)
         shutil.rmtree(base)
     steps = [
-        ["synth", str(base), "--classes", str(want["classes"]),
-         "--videos-per-class", str(want["videos_per_class"])],
-        ["extract", str(base / "videos"), str(base / "frames"), "--flow", profile.flow],
+        ["synth", "--out", str(base), "--train-per-class", str(want["train_per_class"]),
+         "--test-per-class", str(want["test_per_class"]), "--frames", str(want["frames"])],
+        ["extract", str(base / "UCF-101"), str(base / "frames"), "--flow", profile.flow],
     ]
     for args in steps:
         if tsn(args) != 0:

@@ -41,7 +41,8 @@ def make_frame_dataset(base, profile, num_frames=8, videos_per_class=3):
         "".join(f"{v} {CLASSES.index(v.split('/')[0]) + 1}\n" for v in train))
     (base / "splits" / "testlist01.txt").write_text("".join(f"{v}\n" for v in test))
     (base / "READY").write_text(json.dumps({
-        "classes": profile.synth_classes, "videos_per_class": profile.synth_videos_per_class,
+        "train_per_class": profile.synth_train_per_class,
+        "test_per_class": profile.synth_test_per_class, "frames": profile.synth_frames,
         "flow": profile.flow}))
 
 
