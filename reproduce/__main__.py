@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="converted ImageNet weights per backbone (needed by the full profile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra tsn.config override for every run (named in the run hash)")
+    p.add_argument("--launcher", default="",
+                   help='prefix for training, e.g. "mpirun -np 4" (default: in this process)')
     p.add_argument("--check", action="store_true", help="exit 1 if a row is out of tolerance")
     return p.parse_args(argv)
 
@@ -83,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.schedule and profile.name != "full":
             raise ValueError(f"--schedule applies to the full profile, not {profile.name!r}")
         ctx = Context(args.data, profile, Path(args.data_root), out / "runs", weights,
-                      tuple(extra))
+                      tuple(extra), args.launcher)
         names = select_rows(module, args.rows, args.data)
         if args.data == "synthetic":
             from reproduce.synthetic import ensure_synthetic
 
             ensure_synthetic(Path(args.data_root) / "synthetic", profile)
         measured = [m for n in names for m in module.run(module.ROWS[n], ctx)]
-    except (data_mod.DataMissing, ValueError) as err:
+    except (data_mod.DataMissing, ValueError, RuntimeError) as err:
         print(f"python -m reproduce {args.target}: {err}", file=sys.stderr)
         return 2
     rows = cmp.compare(measured, load_paper(PAPER_CSV))

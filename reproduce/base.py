@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +70,7 @@ class Context:
     runs_root: Path = Path("results/runs")
     init_weights: dict = field(default_factory=dict)  # arch -> converted ImageNet weights (.pt)
     overrides: tuple[str, ...] = ()  # applied last, e.g. solver.preset=paper (--schedule)
+    launcher: str = ""  # prefix for `tsn train`, e.g. "mpirun -np 4"; "" = in this process
 
 
 def two_stream(name: str, rgb: tuple[str, ...] = (), flow: tuple[str, ...] = (),
@@ -139,7 +143,12 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
         args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
                 str(run_dir)] + (["--resume"] if resume else [])
         report.atomic_write_bytes(run_dir / "empty.json", b"{}")
-        if tsn(args) != 0:
+        if ctx.launcher:  # e.g. "mpirun -np 4": several GPUs, one process each (spec 3.2)
+            cmd = [*shlex.split(ctx.launcher), sys.executable, "-m", "tsn.cli", *args]
+            rc = subprocess.run(cmd, check=False).returncode
+        else:  # one process; iter_size keeps the effective batch of the solver
+            rc = tsn(args)
+        if rc != 0:
             raise RuntimeError(f"training failed: tsn {' '.join(args)} (see {run_dir}/train.log)")
     prof = ctx.profile
     scores = run_dir / f"scores_{prof.test_frames}x{prof.test_crops}.npz"
