@@ -110,6 +110,8 @@ def init(device: torch.device, timeout_s: float = 120.0) -> DistInfo:
     if info.launcher == "mpirun":
         _mpi_rendezvous(info)
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives and barriers use the current device
     try:
         dist.init_process_group(
             backend,
