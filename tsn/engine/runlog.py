@@ -5,7 +5,7 @@
   run.json         what was actually used: init weights, world size, iter_size, device, torch
   train.log        the log of rank 0
   metrics.csv      one row per iteration (see COLUMNS)
-  curves.png       loss and training clip top-1 against the iteration
+  curves.png       loss and training video top-1 against the iteration
   checkpoints/     iter_<N>.pt (tsn.engine.checkpoint)
 """
 
@@ -26,7 +26,7 @@ COLUMNS = (
     "epoch",  # data epoch after the iteration
     "lr",  # Caffe rate of the iteration (before lr_mult)
     "loss",  # mean over sub-iterations and ranks (Caffe's displayed loss)
-    "clip_top1",  # training top-1 of the iteration's batches (video-level, after consensus)
+    "train_video_top1",  # top-1 of the iteration's training videos (after consensus, dropout on)
     "grad_norm",  # global L2 norm of the summed, rank-averaged gradient
     "clipped",  # 1 when clip_gradients scaled the gradient down
     "clip_scale",
@@ -99,7 +99,7 @@ class RunFolder:
             return list(csv.DictReader(f))
 
     def write_plot(self) -> Path | None:
-        """Loss and training clip top-1 against the iteration, saved as curves.png."""
+        """Loss and training video top-1 against the iteration, saved as curves.png."""
         rows = self.read_metrics()
         if not rows:
             return None
@@ -113,8 +113,8 @@ class RunFolder:
         ax_loss.plot(it, [float(r["loss"]) for r in rows], lw=0.8)
         ax_loss.set_ylabel("training loss")
         ax_loss.set_yscale("log")
-        ax_acc.plot(it, [float(r["clip_top1"]) for r in rows], lw=0.8, color="tab:green")
-        ax_acc.set_ylabel("training clip top-1")
+        ax_acc.plot(it, [float(r["train_video_top1"]) for r in rows], lw=0.8, color="tab:green")
+        ax_acc.set_ylabel("training video top-1")
         ax_acc.set_xlabel("iteration")
         fig.suptitle(self.path.name)
         fig.tight_layout()

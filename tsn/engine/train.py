@@ -266,13 +266,13 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
                           "scale factor %g", step.grad_norm, opt.clip_gradients, step.clip_scale)
             run.append_metrics({
                 "iter": it, "epoch": stream.position.epoch, "lr": f"{lr:.8g}",
-                "loss": f"{loss_value:.8g}", "clip_top1": f"{acc:.6f}",
+                "loss": f"{loss_value:.8g}", "train_video_top1": f"{acc:.6f}",
                 "grad_norm": f"{step.grad_norm:.8g}", "clipped": int(step.clipped),
                 "clip_scale": f"{step.clip_scale:.8g}", "seconds": f"{seconds:.4f}",
                 "videos_per_s": f"{exp.solver.batch_per_process * iter_size * world / seconds:.2f}",
             })
             if it % exp.display == 0 or it + 1 == exp.solver.max_iter:
-                log.info("Iteration %d, lr = %g, loss = %.6g, clip_top1 = %.3f", it, lr,
+                log.info("Iteration %d, lr = %g, loss = %.6g, train_video_top1 = %.3f", it, lr,
                          loss_value, acc)
             bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:g}")
         done = it + 1
