@@ -40,6 +40,8 @@ def test_train_bn_inception_on_frame_folders(tmp_path, modality):
         "model": {"modality": modality, "num_classes": 2, "num_segments": 1, "init": "scratch"},
         "data": {"train_list": str(lst), "root": str(tmp_path / "frames"), "num_workers": 0},
         "solver": {"max_iter": 1, "batch_per_process": 1, "effective_batch": 2},
+        # Caffe TEST phase on TSNDataset(train=False): before iteration 0 and after the last
+        "test": {"val_list": str(lst), "interval": 1, "batch_size": 4},
     }))
     run = tmp_path / "run"
     assert tsn_main(["train", str(cfg), "--run-dir", str(run)]) == 0
@@ -53,4 +55,6 @@ def test_train_bn_inception_on_frame_folders(tmp_path, modality):
     assert torch.count_nonzero(history["backbone.conv2.bn.weight"]) == 0
     assert torch.count_nonzero(history["backbone.conv1.bn.weight"]) > 0
     rows = (run / "metrics.csv").read_text().splitlines()
+    val = (run / "val_metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in val[1:]] == ["0", "1"] and val[1].split(",")[4] == "4"
     assert len(rows) == 2 and rows[1].split(",")[2] == ("0.001" if modality == "rgb" else "0.005")

@@ -44,6 +44,11 @@ synthetic_size = 32
 num_workers = 0
 synthetic_delay_s = {delay}
 
+[test]
+val_list = "synthetic"
+interval = 4
+batch_size = 8
+
 [solver]
 base_lr = 0.05
 lr_policy = "step"
@@ -110,6 +115,11 @@ def test_sigkill_then_resume_ends_with_identical_weights(tmp_path, reference):
     want = (reference / "metrics.csv").read_text().splitlines()
     # every column but the two timings is identical to the uninterrupted run's
     assert [r.split(",")[:8] for r in rows] == [r.split(",")[:8] for r in want]
+    # validation before iterations 0, 4, 8 and after 12, none twice, same numbers
+    val = [r.split(",")[:5] for r in (run / "val_metrics.csv").read_text().splitlines()]
+    val_want = (reference / "val_metrics.csv").read_text().splitlines()
+    assert val == [r.split(",")[:5] for r in val_want]
+    assert [r[0] for r in val[1:]] == ["0", "4", "8", "12"]
     assert (run / "curves.png").stat().st_size > 0
 
 

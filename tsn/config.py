@@ -96,11 +96,12 @@ class SolverCfg:
 
 @dataclass(frozen=True)
 class TestCfg:
-    """Evaluation during/after training (evaluation itself lives in tsn.engine.evaluate)."""
+    """Validation during training: Caffe's TEST phase (tsn.engine.validate); `tsn test` is apart."""
 
-    val_list: str = ""  # list file of the test videos; "" = no evaluation during training
-    num_segments: int = 25  # frames/stacks per test video (TSN section 4.1)
-    num_crops: int = 10  # 4 corners + centre, and their flips
+    val_list: str = ""  # validation list file; "" = none; "synthetic" with data.dataset=synthetic
+    interval: int = 500  # Caffe test_interval (500; UCF101 flow 1000)
+    initialization: bool = True  # Caffe test_initialization: validate before iteration 0
+    batch_size: int = 8  # videos per validation forward (K segment-centre snippets each)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class Experiment:
             raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
         if self.solver.lr_policy not in schedule.POLICIES:
             raise ConfigError(f"solver.lr_policy {self.solver.lr_policy!r}: {schedule.POLICIES}")
+        if self.test.val_list and self.test.interval <= 0:
+            raise ConfigError("test.interval must be positive when test.val_list is set")
         if self.solver.max_iter <= 0 or self.checkpoint_every <= 0:
             raise ConfigError("solver.max_iter and checkpoint_every must be positive")
         if self.solver.effective_batch % self.solver.batch_per_process:

@@ -138,6 +138,11 @@ def world_size() -> int:
     return dist.get_world_size() if _active() else 1
 
 
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if _active() else 0
+
+
 def _guard(what: str, fn):
     """Run a collective; a peer that died or timed out becomes one DistributedError."""
     try:
@@ -173,6 +178,15 @@ def mean_scalars(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     _guard("loss all-reduce", lambda: dist.all_reduce(t, op=dist.ReduceOp.SUM))
     return (t / dist.get_world_size()).tolist()
+
+
+def sum_tensor(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of `t` over ranks (exact counts for validation); `t` at world size 1."""
+    if not _active():
+        return t
+    t = t.clone()
+    _guard("validation all-reduce", lambda: dist.all_reduce(t, op=dist.ReduceOp.SUM))
+    return t
 
 
 def broadcast_module(module: nn.Module) -> None:

@@ -5,6 +5,7 @@
   run.json         what was actually used: init weights, world size, iter_size, device, torch
   train.log        the log of rank 0
   metrics.csv      one row per iteration (see COLUMNS)
+  val_metrics.csv  one row per validation pass (see VAL_COLUMNS), when test.val_list is set
   curves.png       loss and training video top-1 against the iteration
   checkpoints/     iter_<N>.pt (tsn.engine.checkpoint)
 """
@@ -33,6 +34,14 @@ COLUMNS = (
     "seconds",  # wall time of the iteration
     "videos_per_s",  # effective batch / seconds
 )
+VAL_COLUMNS = (
+    "iter",  # validation before this 0-based iteration (Caffe TestAll at iter % interval == 0)
+    "loss",  # mean cross-entropy of the validation videos
+    "video_top1",  # Caffe Accuracy layer: top-1 after consensus
+    "mean_class_acc",  # the paper's metric, on this K-segment centre-crop protocol
+    "videos",
+    "seconds",
+)
 
 
 class RunFolder:
@@ -44,6 +53,7 @@ class RunFolder:
         self.record = self.path / "run.json"
         self.log = self.path / "train.log"
         self.metrics = self.path / "metrics.csv"
+        self.val_metrics = self.path / "val_metrics.csv"
         self.plot = self.path / "curves.png"
         self.checkpoints = self.path / "checkpoints"
         self._handler: logging.Handler | None = None
@@ -77,25 +87,31 @@ class RunFolder:
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def start_metrics(self, first_iter: int) -> None:
-        """Create metrics.csv, or on resume drop the rows of iterations that are redone."""
-        rows = []
-        if first_iter > 0 and self.metrics.exists():
-            with open(self.metrics, newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iter"]) < first_iter]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.metrics, buf.getvalue())
+        """Create the CSVs, or on resume drop the rows of iterations that are redone."""
+        for path, columns in ((self.metrics, COLUMNS), (self.val_metrics, VAL_COLUMNS)):
+            rows = []
+            if first_iter > 0 and path.exists():
+                with open(path, newline="", encoding="utf-8") as f:
+                    rows = [r for r in csv.DictReader(f) if int(r["iter"]) < first_iter]
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(path, buf.getvalue())
 
-    def append_metrics(self, row: dict) -> None:
-        """Append one iteration's row (flushed at once so a killed run keeps its history)."""
-        with open(self.metrics, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
+    def append_metrics(self, row: dict, path: Path | None = None) -> None:
+        """Append one row (flushed at once so a killed run keeps its history)."""
+        path = path or self.metrics
+        columns = VAL_COLUMNS if path == self.val_metrics else COLUMNS
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, fieldnames=columns).writerow(row)
 
-    def read_metrics(self) -> list[dict]:
-        """All rows of metrics.csv as dicts of strings."""
-        with open(self.metrics, newline="", encoding="utf-8") as f:
+    def read_metrics(self, path: Path | None = None) -> list[dict]:
+        """All rows of metrics.csv (or another of the run's CSVs) as dicts of strings."""
+        path = path or self.metrics
+        if not path.exists():
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f))
 
     def write_plot(self) -> Path | None:
@@ -113,7 +129,17 @@ class RunFolder:
         ax_loss.plot(it, [float(r["loss"]) for r in rows], lw=0.8)
         ax_loss.set_ylabel("training loss")
         ax_loss.set_yscale("log")
-        ax_acc.plot(it, [float(r["train_video_top1"]) for r in rows], lw=0.8, color="tab:green")
+        ax_acc.plot(it, [float(r["train_video_top1"]) for r in rows], lw=0.8, color="tab:green",
+                    label="training batches")
+        val = self.read_metrics(self.val_metrics)
+        if val:
+            v_it = [int(r["iter"]) for r in val]
+            ax_loss.plot(v_it, [float(r["loss"]) for r in val], "o-", ms=3, color="tab:red",
+                         label="validation")
+            ax_loss.legend()
+            ax_acc.plot(v_it, [float(r["video_top1"]) for r in val], "o-", ms=3,
+                        color="tab:red", label="validation")
+            ax_acc.legend()
         ax_acc.set_ylabel("training video top-1")
         ax_acc.set_xlabel("iteration")
         fig.suptitle(self.path.name)

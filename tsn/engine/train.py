@@ -31,6 +31,7 @@ from tsn.engine.runlog import RunFolder
 from tsn.engine.schedule import lr_at
 from tsn.engine.smoke import SyntheticClips, TinyTSN
 from tsn.engine.stream import BatchStream, StreamPosition
+from tsn.engine.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +101,56 @@ def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
     return model, dict(model.init_record)
 
 
-def build_dataset(exp: Experiment):
-    """The training dataset of `exp.data` (synthetic clips, or TSNDataset over a file list)."""
+def build_dataset(exp: Experiment, phase: str = "train"):
+    """(dataset, worker_init_fn) of a phase: "train" (data.train_list) or "val" (test.val_list).
+
+    Synthetic data: the validation set is the same classes drawn in a held-out "epoch".
+    Real data: TSNDataset in Caffe's TRAIN phase (random offsets, multi-scale crops, mirror)
+    or TEST phase (segment-centre snippets, centre crop).
+    """
     d, m = exp.data, exp.model
     length = default_new_length(m.modality, m.new_length)
+    train = phase == "train"
     if d.dataset == "synthetic":
-        return SyntheticClips(
+        if not train and exp.test.val_list != "synthetic":
+            raise config_mod.ConfigError("with data.dataset=synthetic set test.val_list=synthetic")
+        clips = SyntheticClips(
             d.synthetic_size, m.num_segments, length, d.synthetic_shape, m.num_classes,
             exp.seed, d.synthetic_delay_s,
-        ), None
+        )
+        if not train:
+            clips.set_epoch(1_000_000)  # noise never drawn in training
+        return clips, None
     from tsn.data.dataset import TSNDataset, default_scale_ratios, worker_init_fn
     from tsn.data.video_list import read_file_list
 
-    if not d.train_list:
+    list_file = d.train_list if train else exp.test.val_list
+    if not list_file:
         raise config_mod.ConfigError(f"data.train_list is empty: give the {d.dataset} list file")
-    records = read_file_list(d.train_list, root=d.root or None, num_classes=m.num_classes)
+    records = read_file_list(list_file, root=d.root or None, num_classes=m.num_classes)
     dataset = TSNDataset(
-        records, m.modality, num_segments=m.num_segments, new_length=length, train=True,
+        records, m.modality, num_segments=m.num_segments, new_length=length, train=train,
         scale_ratios=default_scale_ratios(m.modality, d.scales), seed=exp.seed,
         num_classes=m.num_classes,
     )
     return dataset, worker_init_fn
+
+
+def _validate(exp, model, val, device, it: int, run: RunFolder, is_main: bool) -> None:
+    """One Caffe TestAll pass before iteration `it`; rank 0 logs it and writes its row."""
+    dataset, worker_init = val
+    t0 = time.perf_counter()
+    result = validate(model, dataset, exp.model.num_classes, device, exp.test.batch_size,
+                      exp.data.num_workers, worker_init)
+    if is_main:
+        log.info("Iteration %d, Testing net: loss = %.6g, video_top1 = %.4f, mean_class_acc = "
+                 "%.4f (%d videos)", it, result.loss, result.video_top1, result.mean_class_acc,
+                 result.videos)
+        run.append_metrics({
+            "iter": it, "loss": f"{result.loss:.8g}", "video_top1": f"{result.video_top1:.6f}",
+            "mean_class_acc": f"{result.mean_class_acc:.6f}", "videos": result.videos,
+            "seconds": f"{time.perf_counter() - t0:.3f}",
+        }, run.val_metrics)
 
 
 def _snapshot_state(exp, model, opt, stream, device) -> dict:
@@ -213,6 +243,11 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
     distributed.broadcast_module(model)  # Caffe SyncData: all blobs from rank 0
 
     dataset, worker_init = build_dataset(exp)
+    val = build_dataset(exp, "val") if exp.test.val_list else None
+    interval = exp.test.interval
+
+    def due(it: int) -> bool:  # Caffe Solver::Step: TestAll when iter_ % test_interval == 0
+        return val is not None and it % interval == 0 and (it > 0 or exp.test.initialization)
     stream = BatchStream(
         dataset, exp.solver.batch_per_process, exp.seed, rank, world, exp.data.num_workers,
         worker_init, position, pin_memory=device.type == "cuda",
@@ -232,6 +267,8 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
     bar = tqdm(range(start_iter, exp.solver.max_iter), initial=start_iter,
                total=exp.solver.max_iter, disable=not info.is_main or None, desc="train")
     for it in bar:
+        if due(it):
+            _validate(exp, model, val, device, it, run, info.is_main)
         t0 = time.perf_counter()
         lr = lr_at(exp.solver, it)
         losses, correct, seen = [], 0, 0
@@ -282,6 +319,8 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
                 last_ckpt = checkpoint.save(run.checkpoints, done, state, exp.keep_checkpoints)
             distributed.barrier()
     bar.close()
+    if due(exp.solver.max_iter) and start_iter < exp.solver.max_iter:
+        _validate(exp, model, val, device, exp.solver.max_iter, run, info.is_main)  # final test
     return TrainResult(run.path, exp.solver.max_iter, loss_value, last_ckpt)
 
 
