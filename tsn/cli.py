@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("tsn.evaluate", "test a trained run: 25x10 protocol, score file, mean class accuracy"),
     "train": ("tsn.engine.train_cli", "train (or --resume) a TSN experiment from a config file"),
     "weights": ("tsn.weights.cli", "released weights: list, fetch, import, eval-reference"),
+    "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
 }
 
 

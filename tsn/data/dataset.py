@@ -1,0 +1,240 @@
+"""DataLoader-ready TSN datasets: Caffe VideoData (train / val phase) and the eval_net.py test.
+
+`TSNDataset[i]` is exactly one video's Caffe `data` blob: the K snippets concatenated on the
+channel axis, segment-major; per frame 3 channels (BGR - [104,117,123]) for rgb, 2 (x, y
+interleaved, - 128) for flow and warped_flow. rgb_diff (paper section 3.1; no Caffe spec
+exists, spec 9) reads new_length + 1 consecutive frames per snippet and gives the new_length
+differences frame[t+1] - frame[t] (3 channels each, BGR, no mean: it cancels).
+
+Randomness: each item draws from `np.random.default_rng([seed, epoch, index])`, so a sample is
+the same whatever the worker count, worker order or a mid-epoch resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tsn.data import frames, sampling, transforms
+from tsn.data.errors import DataError
+from tsn.data.video_list import VideoRecord
+
+log = logging.getLogger(__name__)
+
+
+def single_thread_opencv() -> None:
+    """Turn OpenCV's own thread pool off in this process, before DataLoader forks workers.
+
+    OpenCV's pthreads pool is not fork-safe: a worker forked after the parent used the pool
+    waits forever on it (seen as a hung DataLoader in our tests). Loading is parallel across
+    workers anyway, so one OpenCV thread per process loses nothing.
+    """
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
+@dataclass(frozen=True)
+class Modality:
+    """How one input type reads and normalises frames."""
+
+    name: str
+    default_length: int  # train_val new_length (1 rgb, 5 flow); 5 for rgb_diff (paper)
+    is_flow: bool  # flow images: grayscale x/y pairs, mirror flips x to 255 - x
+    extra_frames: int  # frames read beyond new_length per snippet (1 for differences)
+    mean: tuple[float, ...]  # subtracted per channel, cyclically
+
+    def window(self, new_length: int) -> int:
+        """Consecutive frame files one snippet reads."""
+        return new_length + self.extra_frames
+
+    def channels(self, new_length: int) -> int:
+        """Output channels of one snippet."""
+        return new_length * (2 if self.is_flow else 3)
+
+
+MODALITIES = {
+    "rgb": Modality("rgb", 1, False, 0, transforms.RGB_MEAN_BGR),
+    "flow": Modality("flow", 5, True, 0, (transforms.FLOW_MEAN,)),
+    "warped_flow": Modality("warped_flow", 5, True, 0, (transforms.FLOW_MEAN,)),
+    "rgb_diff": Modality("rgb_diff", 5, False, 1, (0.0,)),
+}
+
+
+def get_modality(name: str) -> Modality:
+    """The Modality record of a name; unknown names raise with the valid ones."""
+    if name not in MODALITIES:
+        raise DataError(f"unknown modality {name!r}: use one of {sorted(MODALITIES)}")
+    return MODALITIES[name]
+
+
+def default_scale_ratios(modality: str, preset: str = "release") -> tuple[float, ...]:
+    """train_val scale_ratios ("release", default) or the paper's 4 sizes ("paper")."""
+    table = {"release": transforms.RELEASE_SCALE_RATIOS, "paper": transforms.PAPER_SCALE_RATIOS}
+    if preset not in table:
+        raise DataError(f"scale preset must be 'release' or 'paper', got {preset!r}")
+    return table[preset]["flow" if get_modality(modality).is_flow else "rgb"]
+
+
+def validate_records(
+    records: Sequence[VideoRecord], window: int, num_classes: int | None, check_paths: bool
+) -> None:
+    """Fail at construction (not mid-epoch) on short videos, bad labels, missing folders."""
+    for r in records:
+        sampling.check_length(r.path, r.num_frames, window)
+        if r.label < 0 or (num_classes is not None and r.label >= num_classes):
+            raise DataError(f"{r.path}: label {r.label} outside [0, {num_classes})")
+        if check_paths and not os.path.isdir(r.path):
+            raise DataError(f"{r.path}: frame folder missing (extract it with `tsn extract`, "
+                            "or fix the list's root)")
+
+
+def read_snippets(record: VideoRecord, mod: Modality, starts: Sequence[int], window: int,
+                  clamp: bool = False) -> np.ndarray:
+    """HWC uint8 stack of the snippets starting at 1-based files `starts` (window files each).
+
+    clamp=True reads `min(num_frames, start + k)` as eval_net.py does.
+    """
+    images = []
+    for s in starts:
+        files = [min(record.num_frames, s + k) if clamp else s + k for k in range(window)]
+        if mod.is_flow:
+            images += frames.read_flow_stack(record.path, files)
+        else:
+            images += frames.read_rgb_stack(record.path, files)
+    return frames.stack_channels(images, record.path)
+
+
+def finish(stack: np.ndarray, mod: Modality, num_snippets: int, window: int) -> np.ndarray:
+    """HWC uint8 (already cropped) -> CHW float32 in Caffe's normalisation."""
+    if mod.extra_frames:
+        # RGB difference: consecutive frames within each snippet, BGR, no mean
+        h, w = stack.shape[:2]
+        x = stack.reshape(h, w, num_snippets, window, 3).astype(np.float32)
+        diff = (x[:, :, :, 1:] - x[:, :, :, :-1]).reshape(h, w, -1)
+        return np.ascontiguousarray(diff.transpose(2, 0, 1))
+    return transforms.to_chw_float(stack, mod.mean)
+
+
+class TSNDataset(Dataset):
+    """Caffe VideoData for one phase: train (random offsets + multi-scale fixed crops + mirror)
+    or val (segment-centre offsets + centre crop), one item = one video's K snippets."""
+
+    def __init__(
+        self, records: Sequence[VideoRecord], modality: str, num_segments: int = 3,
+        new_length: int | None = None, train: bool = True, scale_ratios=None, seed: int = 0,
+        more_fix_crop: bool = True, mirror: bool = True, max_distort: int = 1,
+        num_classes: int | None = None, check_paths: bool = True,
+    ) -> None:
+        self.mod = get_modality(modality)
+        self.records = list(records)
+        self.num_segments = num_segments
+        self.new_length = new_length or self.mod.default_length
+        self.window = self.mod.window(self.new_length)
+        self.train = train
+        self.scale_ratios = tuple(scale_ratios or default_scale_ratios(modality))
+        self.more_fix_crop, self.mirror, self.max_distort = more_fix_crop, mirror, max_distort
+        self.seed, self.epoch = seed, 0
+        validate_records(self.records, self.window, num_classes, check_paths)
+        single_thread_opencv()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Per-item randomness depends on (seed, epoch, index) only."""
+        self.epoch = int(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of one item in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def offsets(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """0-based snippet offsets of item `index` (train: random, val: segment centres)."""
+        n = self.records[index].num_frames
+        if self.train:
+            return sampling.train_offsets(n, self.num_segments, self.window,
+                                          rng or self.rng(index))
+        return sampling.val_offsets(n, self.num_segments, self.window)
+
+    def crop(self, height: int, width: int, rng: np.random.Generator) -> transforms.Crop:
+        """One crop/mirror decision for the whole video (spec 2.3)."""
+        if not self.train:
+            return transforms.center_crop(height, width)
+        return transforms.draw_train_crop(rng, height, width, self.scale_ratios,
+                                          self.more_fix_crop, self.mirror, self.max_distort)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        rng = self.rng(index)
+        offsets = self.offsets(index, rng)  # drawn first, as the data layer does
+        stack = read_snippets(record, self.mod, [int(o) + 1 for o in offsets], self.window)
+        crop = self.crop(stack.shape[0], stack.shape[1], rng)
+        out = transforms.apply_crop(stack, crop, self.mod.is_flow)
+        return torch.from_numpy(finish(out, self.mod, self.num_segments, self.window)), \
+            record.label
+
+
+class TSNTestDataset(Dataset):
+    """eval_net.py protocol: 25 equally spaced snippets x 10 crops (or 1 centre crop).
+
+    Item: tensor (num_frames * crops, new_length * C, 224, 224), frame-major, crop-minor, crops
+    TL, TR, BL, BR, centre then the same five mirrored (flow x -> 255 - x); frames resized to
+    340x256 first (a no-op on dense_flow output).
+    """
+
+    def __init__(
+        self, records: Sequence[VideoRecord], modality: str, num_frames: int = 25,
+        crops: int = 10, new_length: int | None = None, num_classes: int | None = None,
+        check_paths: bool = True,
+    ) -> None:
+        self.mod = get_modality(modality)
+        self.records = list(records)
+        self.num_frames, self.crops = num_frames, crops
+        self.new_length = new_length or self.mod.default_length
+        self.window = self.mod.window(self.new_length)
+        transforms.oversample_crops(256, 340, num_crops=crops)  # validates `crops`
+        validate_records(self.records, 1, num_classes, check_paths)
+        single_thread_opencv()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ticks(self, index: int) -> list[int]:
+        """1-based start files of the test snippets of item `index`."""
+        return sampling.eval_ticks(self.records[index].num_frames, self.window, self.num_frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        views = []
+        for tick in self.ticks(index):
+            stack = read_snippets(record, self.mod, [tick], self.window, clamp=True)
+            if stack.shape[:2] != transforms.EVAL_SIZE[::-1]:
+                stack = cv2.resize(stack, transforms.EVAL_SIZE, interpolation=cv2.INTER_LINEAR)
+                stack = stack[:, :, None] if stack.ndim == 2 else stack
+            for crop in transforms.oversample_crops(stack.shape[0], stack.shape[1],
+                                                    num_crops=self.crops):
+                views.append(finish(transforms.apply_crop(stack, crop, self.mod.is_flow),
+                                    self.mod, 1, self.window))
+        return torch.from_numpy(np.stack(views)), record.label
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker set-up: one OpenCV thread per worker, library RNGs seeded.
+
+    Samples do not depend on these seeds (they use (seed, epoch, index)); seeding only keeps
+    any third-party randomness repeatable. (Under fork the parent already set one thread, see
+    `single_thread_opencv`; under spawn this sets it.)
+    """
+    single_thread_opencv()
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)

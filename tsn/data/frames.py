@@ -1,0 +1,63 @@
+"""Reading extracted frames (dense_flow layout) with one clear error per bad file.
+
+`<dir>/img_00001.jpg` (BGR colour) and `<dir>/flow_x_00001.jpg` / `flow_y_00001.jpg`
+(grayscale) as Caffe VideoData reads them: cv::imread colour / grayscale (spec 2.2).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from tsn.data.errors import DataError
+
+RGB_PATTERN = "img_{:05d}.jpg"  # train_val name_pattern img_%05d.jpg
+FLOW_PATTERN = "flow_{}_{:05d}.jpg"  # train_val name_pattern flow_%c_%05d.jpg
+_JPEG_EOI = b"\xff\xd9"
+
+
+def read_image(path: str, color: bool) -> np.ndarray:
+    """Decode one JPEG (HxWx3 BGR or HxW gray uint8); a missing/truncated file raises DataError.
+
+    Caffe leaves a stale batch slot on an unreadable image (spec 2.2); we refuse instead, and
+    also catch truncated JPEGs that libjpeg would silently decode with grey rows.
+    """
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        raise DataError(f"{path}: frame missing (list says the video has more frames; "
+                        "rebuild the list with `tsn lists` or re-extract)") from None
+    tail = buf[-64:].tobytes()
+    if buf.size < 4 or buf[0] != 0xFF or buf[1] != 0xD8 or _JPEG_EOI not in tail:
+        raise DataError(f"{path}: corrupt or truncated JPEG; re-extract this video")
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise DataError(f"{path}: cannot decode JPEG; re-extract this video")
+    return img
+
+
+def read_rgb_stack(folder: str, files: list[int]) -> list[np.ndarray]:
+    """BGR frames img_%05d.jpg for the given 1-based indices."""
+    return [read_image(os.path.join(folder, RGB_PATTERN.format(i)), True) for i in files]
+
+
+def read_flow_stack(folder: str, files: list[int]) -> list[np.ndarray]:
+    """Gray flow images x1, y1, x2, y2, ... for the given 1-based indices (Caffe order)."""
+    out = []
+    for i in files:
+        out.append(read_image(os.path.join(folder, FLOW_PATTERN.format("x", i)), False))
+        out.append(read_image(os.path.join(folder, FLOW_PATTERN.format("y", i)), False))
+    return out
+
+
+def stack_channels(images: list[np.ndarray], folder: str) -> np.ndarray:
+    """Concatenate HxW(xC) images on the channel axis; differing sizes raise DataError."""
+    shapes = {im.shape[:2] for im in images}
+    if len(shapes) != 1:
+        raise DataError(f"{folder}: frames of one video differ in size {sorted(shapes)}; "
+                        "re-extract it")
+    if images[0].ndim == 2:
+        return np.stack(images, axis=2)
+    return np.concatenate(images, axis=2)

@@ -1,0 +1,175 @@
+"""`tsn synth`: a small seeded dataset in UCF101's exact on-disk format.
+
+Layout (as UCF101.rar + UCF101TrainTestSplits-RecognitionTask.zip unpack, spec peers 6):
+`<out>/UCF-101/<Class>/v_<Class>_gXX_cYY.avi` and `<out>/ucfTrainTestlist/` with
+`classInd.txt`, `trainlist01.txt`, `testlist01.txt` (CRLF, 1-based indices; test groups
+g01.., train groups g08.., as split 1 of UCF101 uses g01-g07 for testing).
+
+Eight classes, in pairs that need one cue each to tell apart:
+* appearance: RedScene / GreenScene -- colour tint only; the object moves in a random direction;
+* motion: MoveRight / MoveLeft -- identical look, the object's direction (flow wins);
+* motion under camera pan: PanObjectUp / PanObjectDown -- the whole scene pans left or right at
+  random and the object moves up or down in it (warped flow removes the pan);
+* long-range order: CircleThenSquare / SquareThenCircle -- both shapes appear, in opposite
+  order; a single frame or an order-free consensus (TSN's average) cannot separate them, so
+  these two measure whether a model uses temporal order (expect chance with average consensus).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CLASSES = (
+    "CircleThenSquare", "GreenScene", "MoveLeft", "MoveRight", "PanObjectDown", "PanObjectUp",
+    "RedScene", "SquareThenCircle",
+)  # alphabetical, as classInd.txt is
+WIDTH, HEIGHT = 320, 240  # UCF101's native size
+FPS = 25.0
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Size and seed of the synthetic dataset."""
+
+    out: str
+    seed: int = 0
+    train_per_class: int = 4
+    test_per_class: int = 2
+    num_frames: int = 32
+    codec: str = "XVID"  # FourCC; UCF101 ships xvid .avi (MJPG also works)
+
+
+def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Smooth grey texture (multi-scale noise), uint8 HxW, rich enough for optical flow."""
+    acc = np.zeros((h, w), np.float32)
+    for scale, weight in ((4, 1.0), (16, 0.8), (48, 0.5)):
+        small = rng.random((h // scale + 2, w // scale + 2)).astype(np.float32)
+        acc += weight * cv2.resize(small, (w + 2 * scale, h + 2 * scale))[scale:scale + h,
+                                                                          scale:scale + w]
+    acc = (acc - acc.min()) / (np.ptp(acc) + 1e-6)
+    return (40 + 170 * acc).astype(np.uint8)
+
+
+def object_patch(rng: np.random.Generator, size: int = 48, shape: str = "disk") -> tuple:
+    """A bright textured object (BGR) and its mask: disk or square."""
+    tex = texture(rng, size, size)
+    patch = cv2.merge([np.clip(tex.astype(np.int32) + 60, 0, 255).astype(np.uint8)] * 3)
+    mask = np.zeros((size, size), np.uint8)
+    if shape == "square":
+        mask[6:size - 6, 6:size - 6] = 1
+    else:
+        cv2.circle(mask, (size // 2, size // 2), size // 2 - 4, 1, -1)
+    return patch, mask.astype(bool)
+
+
+def paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: float, y: float) -> None:
+    """Paste `patch` where `mask` is set with its top-left at (x, y), clipped to the frame."""
+    h, w = mask.shape
+    x0, y0 = int(round(x)), int(round(y))
+    fx0, fy0 = max(x0, 0), max(y0, 0)
+    fx1, fy1 = min(x0 + w, frame.shape[1]), min(y0 + h, frame.shape[0])
+    if fx1 <= fx0 or fy1 <= fy0:
+        return
+    sub_m = mask[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    region = frame[fy0:fy1, fx0:fx1]
+    region[sub_m] = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0][sub_m]
+
+
+def tint(gray: np.ndarray, bgr_gain) -> np.ndarray:
+    """Colour a grey image by per-channel gains."""
+    return np.clip(gray[:, :, None] * np.asarray(bgr_gain, np.float32), 0, 255).astype(np.uint8)
+
+
+def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """The BGR frames of one video of class `cls`."""
+    pad = 4 * n + 64  # room for the camera pan
+    bg = texture(rng, HEIGHT + 2 * pad, WIDTH + 2 * pad)
+    gains = {"RedScene": (0.6, 0.7, 1.4), "GreenScene": (0.6, 1.4, 0.7)}.get(cls, (1, 1, 1))
+    jitter = rng.uniform(0.9, 1.1, size=3)
+    scene = tint(bg, np.asarray(gains) * jitter)
+    patch, mask = object_patch(rng)
+    x, y = rng.uniform(60, WIDTH - 110), rng.uniform(50, HEIGHT - 100)
+    speed = rng.uniform(2.5, 4.0)
+    if cls in ("RedScene", "GreenScene"):
+        ang = rng.uniform(0, 2 * np.pi)
+        vx, vy = speed * np.cos(ang), speed * np.sin(ang)
+    else:
+        vx = {"MoveRight": speed, "MoveLeft": -speed}.get(cls, 0.0)
+        vy = {"PanObjectUp": -speed / 1.5, "PanObjectDown": speed / 1.5}.get(cls, 0.0)
+    if cls in ("MoveRight", "MoveLeft"):
+        x = WIDTH / 2 - 24 - vx * n / 2  # keep the object in view for the whole clip
+    if cls.startswith("Pan"):
+        y = HEIGHT / 2 - 24 - vy * n / 2
+    pan = rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 4.0) if cls.startswith("Pan") else 0.0
+    shapes = None
+    if cls in ("CircleThenSquare", "SquareThenCircle"):
+        first, second = ("disk", "square") if cls == "CircleThenSquare" else ("square", "disk")
+        shapes = (object_patch(rng, shape=first), object_patch(rng, shape=second))
+    frames = []
+    for t in range(n):
+        cam = pan * t
+        ox = int(round(pad + cam))
+        frame = np.ascontiguousarray(scene[pad:pad + HEIGHT, ox:ox + WIDTH])
+        if shapes is not None:
+            p, m = shapes[0] if t < n // 2 else shapes[1]
+            paste(frame, p, m, x + rng.normal(0, 1), y + rng.normal(0, 1))
+        else:
+            # the object lives in the scene: its image motion is its own plus the pan
+            paste(frame, patch, mask, x + vx * t - cam, y + vy * t)
+        frames.append(frame)
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], codec: str) -> None:
+    """Encode frames to `path` atomically (tmp file + os.replace)."""
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), FPS, (WIDTH, HEIGHT))
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: OpenCV cannot encode FourCC {codec!r}; use XVID or MJPG")
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, lines: list[str]) -> None:
+    """CRLF text file, atomically (UCF101's split files are CRLF)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes("".join(f"{ln}\r\n" for ln in lines).encode())
+    os.replace(tmp, path)
+
+
+def generate(cfg: SynthConfig, progress: Callable | None = None) -> Path:
+    """Write the dataset under cfg.out; returns the split folder. Same seed -> same videos."""
+    out = Path(cfg.out)
+    videos, splits = out / "UCF-101", out / "ucfTrainTestlist"
+    splits.mkdir(parents=True, exist_ok=True)
+    train, test = [], []
+    jobs = []
+    for ci, cls in enumerate(CLASSES):
+        (videos / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(cfg.train_per_class + cfg.test_per_class):
+            is_test = k < cfg.test_per_class
+            group = 1 + k if is_test else 8 + k - cfg.test_per_class
+            name = f"{cls}/v_{cls}_g{group:02d}_c01.avi"
+            (test if is_test else train).append((name, ci + 1))
+            jobs.append((ci, k, cls, name))
+    for ci, k, cls, name in jobs:
+        rng = np.random.default_rng([cfg.seed, ci, k])
+        write_video(videos / name, render(cls, rng, cfg.num_frames), cfg.codec)
+        if progress is not None:
+            progress(1)
+    _write_text(splits / "classInd.txt", [f"{i} {c}" for i, c in enumerate(CLASSES, 1)])
+    _write_text(splits / "trainlist01.txt", [f"{n} {lab}" for n, lab in train])
+    _write_text(splits / "testlist01.txt", [n for n, _ in test])
+    log.info("synthetic dataset: %d train / %d test videos under %s", len(train), len(test), out)
+    return splits
