@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import prototxt_port as pp
 from prototxt_port.convert import blobs_to_bn_inception
@@ -27,7 +28,7 @@ FORWARD_FILES = {
 
 def assert_close_to_max(got: torch.Tensor | np.ndarray, want: np.ndarray, what: str, rel=1e-4):
     """|got - want| <= rel * max|want| everywhere (the README's suggested tolerance)."""
-    got = got.detach().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    got = got.detach().double().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != Caffe {want.shape}"
     bound = rel * float(np.abs(want).max())
     err = float(np.abs(got - want).max())
@@ -93,18 +94,97 @@ def test_hand_written_bn_inception_equals_prototxt_net(forward_case):
     assert torch.allclose(logits, ref, atol=1e-6 * ref.abs().max().item())
 
 
+# Caffe ran the backward fixtures in float32. At four places its rounding took the other branch
+# of a ReLU (an input within ~5e-7 of zero) or of a max pool (top two values within ~1e-6,
+# relative) than an exact computation does, and the gradient follows the branch taken. Which
+# branch Caffe's float32 rounding took is a property of the fixture, not of any layer, so the
+# test runs in float64 and pins these four decisions to Caffe's (found by fitting the gradient
+# change of every near-tie candidate to the difference; all other decisions agree). Each pin
+# is checked to be a genuine near-tie, so a pin cannot hide a real error.
+BRANCH_PINS = {
+    "B_backward_rgb_frozenbn": {
+        "relu": {"inception_5a/relu_double_3x3_2": [((1, 31, 3, 0), True)]},
+        "pool": {"inception_3c/pool": [((1, 273, 9, 0), (18, 2))]},
+    },
+    "B_backward_rgb_partialbn": {
+        "relu": {"inception_4a/relu_double_3x3_2": [((0, 46, 11, 6), False)]},
+        "pool": {"inception_3c/pool": [((0, 27, 2, 6), (6, 12))]},
+    },
+}
+
+
+class _PinnedReLU(torch.autograd.Function):
+    """ReLU with Caffe's branch at given elements (a tiny positive where it passed, so that
+    max pools over all-zero windows downstream pick that element, as Caffe's did)."""
+
+    @staticmethod
+    def forward(ctx, x, pins, near):
+        mask = (x > 0).to(x.dtype)
+        y = torch.relu(x)
+        for index, passes in pins:
+            near.append(abs(x[index].item()) / x.abs().max().item())
+            mask[index] = float(passes)
+            y[index] = 1e-20 if passes else 0.0
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None, None
+
+
+class _PinnedMaxPool(torch.autograd.Function):
+    """Ceil-mode max pool whose argmax is Caffe's at given output windows."""
+
+    @staticmethod
+    def forward(ctx, x, param, pins, near):
+        y, index = F.max_pool2d(
+            x, param.kernel_size, param.stride, param.pad, ceil_mode=True, return_indices=True
+        )
+        index = index.clone()
+        for (n, c, ph, pw), (h, w) in pins:
+            near.append(
+                abs(y[n, c, ph, pw].item() - x[n, c, h, w].item()) / abs(y[n, c, ph, pw].item())
+            )
+            index[n, c, ph, pw] = h * x.shape[3] + w
+        ctx.save_for_backward(index)
+        ctx.shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.shape)
+        out.view(*ctx.shape[:2], -1).scatter_add_(2, index.flatten(2), grad.flatten(2))
+        return out, None, None, None
+
+
 def _backward(golden_dir, folder_name, prototxt, mask=None):
+    """float64 forward + backward of a B fixture with Caffe's four branch decisions pinned."""
     a = golden_dir / "A_forward_rgb"
     folder = golden_dir / folder_name
     net = pp.load_net(
         folder / prototxt, a / "tsn_bn_inception_rgb_random.caffemodel", phase="train"
     )
+    net = net.double()
     if mask is not None:
         net.layers["dropout"].forced_mask = torch.from_numpy(np.load(folder / mask))
-    x = torch.from_numpy(np.load(a / "input.npy")).requires_grad_(True)
+    near: list[float] = []
+    pins = BRANCH_PINS[folder_name]
+    for name, relu_pins in pins["relu"].items():
+        net._forwards[name] = lambda m, xs, p=relu_pins: [_PinnedReLU.apply(xs[0], p, near)]
+    for name, pool_pins in pins["pool"].items():
+        param = net.specs[name].pooling_param
+        net._forwards[name] = lambda m, xs, q=param, p=pool_pins: [
+            _PinnedMaxPool.apply(xs[0], q, p, near)
+        ]
+    x = torch.from_numpy(np.load(a / "input.npy")).double().requires_grad_(True)
     outputs = net(x)
-    cotangent = torch.from_numpy(np.load(folder / "cotangent.npy"))
+    cotangent = torch.from_numpy(np.load(folder / "cotangent.npy")).double()
     (outputs["fc-action"] * cotangent).sum().backward()
+    # every pinned decision is a genuine float32 near-tie (relative distance below 2e-6)
+    assert len(near) == 2 and max(near) < 2e-6, near
     return net, folder, x, outputs
 
 
@@ -157,16 +237,13 @@ def test_backward_partial_bn_matches_caffe(golden_dir):
     assert_close_to_max(
         conv1.weight.grad, np.load(folder / "grad_conv1_weight.npy"), "grad conv1 w"
     )
-    assert_close_to_max(
-        bn1.weight.grad.reshape(1, -1), np.load(folder / "grad_conv1_bn_scale.npy"), "bn scale"
-    )
-    assert_close_to_max(
-        bn1.bias.grad.reshape(1, -1), np.load(folder / "grad_conv1_bn_shift.npy"), "bn shift"
-    )
+    scale, shift = bn1.weight.grad.reshape(1, -1), bn1.bias.grad.reshape(1, -1)
+    assert_close_to_max(scale, np.load(folder / "grad_conv1_bn_scale.npy"), "bn scale")
+    assert_close_to_max(shift, np.load(folder / "grad_conv1_bn_shift.npy"), "bn shift")
     assert_close_to_max(fc.weight.grad, np.load(folder / "grad_fc_weight.npy"), "grad fc w")
     assert_close_to_max(fc.bias.grad, np.load(folder / "grad_fc_bias.npy"), "grad fc b")
     # conv1 bias gradient is rounding noise (~3e-7) under batch-statistics BN (README): near zero
-    assert conv1.bias.grad.abs().max() < 1e-4
+    assert conv1.bias.grad.abs().max() < 1e-5
     # one forward moved the running statistics: 0.9 * old + 0.1 * biased batch statistic
     for attr, file in [("running_mean", "mean"), ("running_var", "var")]:
         want = np.load(folder / f"conv1_bn_running_{file}_after.npy")
