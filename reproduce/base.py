@@ -173,7 +173,9 @@ def _protocol_fields(run_dir: Path) -> dict:
     if record.get("cross_modality"):
         init += " (cross-modality)"
     return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
-            "batch": s["effective_batch"], "init": init, "arch": m["arch"]}
+            "batch": s["effective_batch"], "init": init, "arch": m["arch"],
+            "partial_bn": m["partial_bn"], "segments": m["num_segments"],
+            "consensus": m["consensus"]}
 
 
 def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:

@@ -20,10 +20,11 @@ from tsn import report
 # and for each row the protocol that produced it.
 CSV_COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "value", "paper_value",
                "delta", "within_tolerance", "top1", "protocol", "schedule", "batch", "init",
-               "arch", "profile", "scores", "commit", "device", "torch", "date")
+               "arch", "segments", "consensus", "partial_bn", "profile", "scores", "commit",
+               "device", "torch", "date")
 MD_COLUMNS = ("row", "column", "value", "paper_value", "delta", "within_tolerance", "top1",
-              "protocol", "schedule", "batch", "init", "arch", "dataset", "split", "profile",
-              "commit")
+              "protocol", "schedule", "batch", "init", "arch", "segments", "partial_bn",
+              "dataset", "split", "profile", "commit")
 SYNTHETIC_WARNING = ("**Synthetic data: these numbers are NOT comparable to the paper.** The "
                      "synthetic dataset only checks that the pipeline runs end to end; the paper "
                      "column is shown for orientation only and no delta is computed.")
@@ -83,7 +84,9 @@ def write_table_report(name: str, rows: Sequence[dict], out_dir: str | Path,
         notes=notes + ["value / paper_value / delta: mean class accuracy in % (delta in "
                        "percentage points); top1: overall video accuracy in %. protocol: test "
                        "frames x crops and crop aggregation; schedule: solver preset (released "
-                       "= the Caffe release's solver, paper = the paper's text)."],
+                       "= the Caffe release's solver, paper = the paper's text, custom = a reduced "
+                       "profile); partial_bn: release (BN statistics and affine frozen after the "
+                       "first BN), paper (statistics only) or none; init: what was loaded."],
         record=record, image=paths["png"].name)
     return paths
 
