@@ -15,6 +15,7 @@ BASE = [
     "model.arch=tiny", "model.num_classes=4", "data.dataset=synthetic", "data.num_workers=0",
     "data.synthetic_size=32", "solver.batch_per_process=4", "solver.effective_batch=8",
     "solver.base_lr=0.05", "solver.stepsize=5", "seed=2", "checkpoint_every=3",
+    "test.val_list=synthetic", "test.interval=3",
 ]
 
 
@@ -38,6 +39,9 @@ def test_cuda_resume_gives_identical_weights(tmp_path):
     a, b = _final(tmp_path / "full"), _final(tmp_path / "split")
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    val = [(tmp_path / r / "val_metrics.csv").read_text().splitlines() for r in ("full", "split")]
+    assert [v.split(",")[:5] for v in val[0]] == [v.split(",")[:5] for v in val[1]]
+    assert len(val[0]) == 1 + 5  # before 0, 3, 6, 9 and after 12
 
 
 def test_cuda_and_cpu_train_to_the_same_weights(tmp_path):

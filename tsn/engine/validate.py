@@ -63,8 +63,10 @@ def validate(
             logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             hit = (logits.argmax(1) == y).double()
-            correct.index_add_(0, y, hit)
-            total.index_add_(0, y, torch.ones_like(hit))
+            # one-hot sums, not index_add_: deterministic on CUDA too
+            onehot = F.one_hot(y, num_classes).double()
+            correct += (onehot * hit[:, None]).sum(0)
+            total += onehot.sum(0)
     finally:
         model.train(was_training)
     stats = distributed.sum_tensor(torch.cat([loss_sum.view(1), correct, total]))
