@@ -248,6 +248,7 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
 
     def due(it: int) -> bool:  # Caffe Solver::Step: TestAll when iter_ % test_interval == 0
         return val is not None and it % interval == 0 and (it > 0 or exp.test.initialization)
+
     stream = BatchStream(
         dataset, exp.solver.batch_per_process, exp.seed, rank, world, exp.data.num_workers,
         worker_init, position, pin_memory=device.type == "cuda",
