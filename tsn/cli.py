@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tsn.engine.train_cli", "train (or --resume) a TSN experiment from a config file"),
     "weights": ("tsn.weights.cli", "released weights: list, fetch, import, eval-reference"),
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
+    "extract": ("tsn.flow.cli", "frames + TV-L1/DIS/warped flow as dense_flow made them"),
 }
 
 
