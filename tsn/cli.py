@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("tsn.weights.cli", "released weights: list, fetch, import, eval-reference"),
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
     "extract": ("tsn.flow.cli", "frames + TV-L1/DIS/warped flow as dense_flow made them"),
+    "lists": ("tsn.data.lists_cli", "TSN file lists from official split files + frames"),
 }
 
 
