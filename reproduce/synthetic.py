@@ -35,7 +35,8 @@ def ensure_synthetic(base: Path, profile: Profile) -> Path:
     steps = [
         ["synth", "--out", str(base), "--train-per-class", str(want["train_per_class"]),
          "--test-per-class", str(want["test_per_class"]), "--frames", str(want["frames"])],
-        ["extract", str(base / "UCF-101"), str(base / "frames"), "--flow", profile.flow],
+        ["extract", "--src", str(base / "UCF-101"), "--out", str(base / "frames"),
+         "--flow", profile.flow, "--workers", "2"],
     ]
     for args in steps:
         if tsn(args) != 0:
