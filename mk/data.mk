@@ -1,0 +1,28 @@
+# Data area (tsn/data, tsn/flow, tsn/download.py): datasets, extraction, lists. See docs/data.md.
+
+.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data
+
+DATA_DIR ?= data
+SYNTH_DIR ?= $(DATA_DIR)/synth
+FLOW ?= tvl1
+WORKERS ?= 2
+
+data-ucf101: ## download (resumable) + unpack UCF101 and its splits into data/ucf101 (URLs: UCF101_URL, UCF101_SPLITS_URL)
+	$(PY) -m tsn.data.prepare ucf101 --root $(DATA_DIR)/ucf101
+
+data-hmdb51: ## download (resumable) + unpack HMDB51 and its splits into data/hmdb51 (URLs: HMDB51_URL, HMDB51_SPLITS_URL)
+	$(PY) -m tsn.data.prepare hmdb51 --root $(DATA_DIR)/hmdb51
+
+data-synth: ## synthetic UCF101-format set -> frames + flow (FLOW=tvl1|dis) -> file lists in data/synth
+	$(VENV)/bin/tsn synth --out $(SYNTH_DIR)
+	$(VENV)/bin/tsn extract --src $(SYNTH_DIR)/UCF-101 --out $(SYNTH_DIR)/frames --flow $(FLOW) --workers $(WORKERS)
+	$(VENV)/bin/tsn lists --dataset synth --splits-dir $(SYNTH_DIR)/ucfTrainTestlist \
+	  --frames $(SYNTH_DIR)/frames --out $(SYNTH_DIR)/lists --split 1
+
+test-data: ## data + extraction tests only
+	$(PY) -m pytest -q tests/test_data_*.py tests/test_flow_*.py
+
+bench-data: ## training-sample throughput (RGB, flow) vs a naive PIL pipeline -> results/bench/data_throughput.{json,md}
+	$(PY) -m tsn.data.bench --out results/bench/data_throughput
+
+BENCH_TARGETS += bench-data
