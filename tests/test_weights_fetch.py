@@ -1,0 +1,174 @@
+"""`tsn weights fetch` against a local HTTP server on 127.0.0.1 (never the network): resume
+after a cut connection, mirror fallback, SHA-256 recorded on first download and a later
+different file refused with a clear message, `--accept-new-checksum`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+from test_weights_http import LocalServer
+
+from tsn import download as dl
+from tsn.download import DownloadError, download
+from tsn.weights import WeightsError
+from tsn.weights.checksums import ChecksumLock
+from tsn.weights.cli import add_arguments, run
+from tsn.weights.fetch import download_path, fetch
+from tsn.weights.manifest import WeightEntry, load_manifest
+
+BODY = os.urandom(300_000)
+
+
+def entry(*urls, name="m", fmt="caffemodel", prefix=""):
+    return WeightEntry(name=name, kind="reference", format=fmt, modality="rgb",
+                       dataset="ucf101", file=f"{name}.caffemodel", urls=tuple(urls),
+                       sha256_prefix=prefix)
+
+
+def sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_download_resumes_after_cut_connections(tmp_path):
+    with LocalServer() as srv:
+        spec = srv.add("/m.caffemodel", BODY, cut_after=70_000, cuts_left=2)
+        res = download([srv.url("/m.caffemodel")], tmp_path / "m.caffemodel", progress=False)
+    assert (tmp_path / "m.caffemodel").read_bytes() == BODY
+    assert res.sha256 == sha(BODY)
+    # first request whole file, then Range from where each cut left the partial file
+    assert spec.requests == ["", "bytes=70000-", "bytes=140000-"]
+    assert not (tmp_path / "m.caffemodel.part").exists()
+
+
+def test_interrupted_download_resumes_in_a_later_run(tmp_path):
+    dest = tmp_path / "m.caffemodel"
+    cuts = dl.ATTEMPTS_PER_URL  # every attempt of this run is cut
+    with LocalServer() as srv:
+        srv.add("/m", BODY, cut_after=50_000, cuts_left=cuts)
+        with pytest.raises(DownloadError, match=r"partial bytes kept in .*m\.caffemodel\.part"):
+            download([srv.url("/m")], dest, progress=False)
+        kept = 50_000 * cuts
+        assert (tmp_path / "m.caffemodel.part").stat().st_size == kept and not dest.exists()
+        spec = srv.add("/m", BODY)
+        download([srv.url("/m")], dest, progress=False)
+    assert spec.requests == [f"bytes={kept}-"] and dest.read_bytes() == BODY
+
+
+def test_server_without_range_support_restarts_cleanly(tmp_path):
+    with LocalServer() as srv:
+        srv.add("/m", BODY, cut_after=1000, cuts_left=1, honour_range=False)
+        download([srv.url("/m")], tmp_path / "m", progress=False)
+    assert (tmp_path / "m").read_bytes() == BODY
+
+
+def test_mirror_fallback_and_first_use_record(tmp_path):
+    lock = ChecksumLock(tmp_path / "checksums.toml")
+    with LocalServer() as srv:
+        dead = srv.add("/dead", status=404)
+        broken = srv.add("/broken", status=503)
+        srv.add("/mirror", BODY)
+        e = entry(srv.url("/dead"), srv.url("/broken"), srv.url("/mirror"))
+        res = fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
+    assert dead.requests == [""]  # 404: not there, no retry
+    assert len(broken.requests) == dl.ATTEMPTS_PER_URL  # 503: retried, then the next mirror
+    assert res.path == download_path(e, tmp_path) and res.path.read_bytes() == BODY
+    assert res.recorded and res.sha256 == sha(BODY)
+    again = ChecksumLock(tmp_path / "checksums.toml").get("m")  # persisted as TOML
+    assert (again.sha256, again.size, again.url) == (sha(BODY), len(BODY), srv.url("/mirror"))
+
+
+def test_all_mirrors_failing_names_each_url(tmp_path):
+    with LocalServer() as srv:
+        srv.add("/a", status=404)
+        e = entry(srv.url("/a"), "http://127.0.0.1:9/nothing-listens-here")
+        with pytest.raises(WeightsError) as info:
+            fetch(e, tmp_path, ChecksumLock(tmp_path / "c.toml"), convert_to_pt=False,
+                  progress=False)
+    msg = str(info.value)
+    assert "404" in msg and "127.0.0.1:9/nothing-listens-here" in msg
+
+
+def test_changed_file_is_refused_unless_accepted(tmp_path):
+    lock_path = tmp_path / "checksums.toml"
+    other = os.urandom(1000)
+    with LocalServer() as srv:
+        srv.add("/m", BODY)
+        e = entry(srv.url("/m"))
+        fetch(e, tmp_path, ChecksumLock(lock_path), convert_to_pt=False, progress=False)
+        download_path(e, tmp_path).unlink()
+        srv.add("/m", other)  # upstream now serves something else
+        with pytest.raises(WeightsError) as info:
+            fetch(e, tmp_path, ChecksumLock(lock_path), convert_to_pt=False, progress=False)
+        msg = str(info.value)
+        assert "SHA-256 recorded on first download" in msg and sha(BODY) in msg
+        assert "--accept-new-checksum" in msg and not download_path(e, tmp_path).exists()
+        assert ChecksumLock(lock_path).get("m").sha256 == sha(BODY)  # record untouched
+        res = fetch(e, tmp_path, ChecksumLock(lock_path), accept_new_checksum=True,
+                    convert_to_pt=False, progress=False)
+    assert res.recorded and ChecksumLock(lock_path).get("m").sha256 == sha(other)
+
+
+def test_mirror_with_a_damaged_copy_is_skipped(tmp_path):
+    lock = ChecksumLock(tmp_path / "checksums.toml")
+    with LocalServer() as srv:
+        srv.add("/good", BODY)
+        e = entry(srv.url("/good"))
+        fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
+        download_path(e, tmp_path).unlink()
+        srv.add("/damaged", BODY[:-1] + b"x")
+        res = fetch(entry(srv.url("/damaged"), srv.url("/good")), tmp_path, lock,
+                    convert_to_pt=False, progress=False)
+    assert res.path.read_bytes() == BODY and not res.recorded
+
+
+def test_tampered_local_file_is_refused_and_moved_aside(tmp_path):
+    lock = ChecksumLock(tmp_path / "checksums.toml")
+    with LocalServer() as srv:
+        srv.add("/m", BODY)
+        e = entry(srv.url("/m"))
+        fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
+    path = download_path(e, tmp_path)
+    path.write_bytes(b"not the file")
+    with pytest.raises(WeightsError, match="differs from the one recorded") as info:
+        fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
+    assert str(path) in str(info.value)
+    assert not path.exists() and path.with_name(path.name + ".rejected").is_file()
+
+
+def test_published_hash_prefix_is_checked(tmp_path):
+    with LocalServer() as srv:
+        srv.add("/bn_inception-52deb4733.pth", BODY)
+        e = entry(srv.url("/bn_inception-52deb4733.pth"), fmt="cadene_pth", prefix="52deb4733")
+        with pytest.raises(WeightsError, match="does not start with 52deb4733"):
+            fetch(e, tmp_path, ChecksumLock(tmp_path / "c.toml"), progress=False)
+    assert ChecksumLock(tmp_path / "c.toml").get("m") is None  # nothing recorded
+
+
+def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys):
+    manifest = tmp_path / "manifest.toml"
+    with LocalServer() as srv:
+        srv.add("/x.caffemodel.v5", BODY)
+        manifest.write_text(
+            'schema = 1\n[[model]]\nname = "x"\nkind = "init"\nformat = "caffemodel"\n'
+            'modality = "rgb"\ndataset = "imagenet"\nfile = "x.caffemodel"\n'
+            f'urls = ["{srv.url("/gone")}", "{srv.url("/x.caffemodel.v5")}"]\n'
+            f'prototxt = "{load_manifest().get("bn_inception_rgb_init").prototxt}"\n')
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        common = ["--manifest", str(manifest), "--dir", str(tmp_path / "w"),
+                  "--lock", str(tmp_path / "lock.toml")]
+        args = parser.parse_args(common + ["fetch", "x", "--no-convert", "--quiet"])
+        assert run(args) == 0
+        assert (tmp_path / "w" / "downloads" / "x.caffemodel").read_bytes() == BODY
+        srv.add("/x.caffemodel.v5", b"changed")
+        (tmp_path / "w" / "downloads" / "x.caffemodel").unlink()
+        capsys.readouterr()
+        assert run(args) == 1
+    err = capsys.readouterr().err
+    assert "x: no URL served a file with the SHA-256 recorded on first download" in err
+    assert run(parser.parse_args(common + ["fetch", "nope"])) == 2
+    assert "no weight called 'nope'" in capsys.readouterr().err
