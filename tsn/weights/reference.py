@@ -86,8 +86,11 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
         convert(entry, raw, pt)
     listing = test_list(entry, opts.data_root)
     if not listing.is_file():
-        return {**row, "status": f"no test list {listing}: extract {entry.dataset} "
-                                 f"(`make data-{entry.dataset}`, see docs/weights.md)"}
+        ds = entry.dataset
+        return {**row, "status": (
+            f"no test list {listing}: `make data-{ds}` (videos + splits), `tsn extract` "
+            f"(frames + TV-L1 flow), then `tsn lists --dataset {ds} --frames ... --out "
+            f"{listing.parent}` (docs/weights.md)")}
     weights = load_weights(pt)
     sha = weights["meta"].get("sha256", "")
     protocol = Protocol(modality=entry.modality, num_frames=opts.num_frames,
