@@ -86,7 +86,8 @@ def build_inner_product(layer, bottoms, blob_shapes) -> tuple[nn.Module, Forward
     if bottoms[0] is not None:
         in_features = int(math.prod(bottoms[0].shape[axis:]))
     else:
-        in_features = _channels(None, blob_shapes, 1, layer, "features")
+        # weight (out, in), or legacy 4-D (1, 1, out, in): `in` is the last dim either way
+        in_features = _channels(None, blob_shapes, -1, layer, "features")
     fc = nn.Linear(in_features, p.num_output, bias=p.bias_term)
     return fc, lambda m, xs: [m(xs[0].flatten(axis))]
 
@@ -96,7 +97,12 @@ def build_bn(layer, bottoms, blob_shapes) -> tuple[nn.Module, Forward]:
     if bottoms[0] is not None:
         channels = int(bottoms[0].shape[1])
     else:
-        channels = _channels(None, blob_shapes, -1, layer, "channels")
+        # scale blob (1, C), or legacy 4-D (1, C, 1, 1)
+        channels = (
+            int(math.prod(blob_shapes[0]))
+            if blob_shapes
+            else _channels(None, blob_shapes, -1, layer, "channels")
+        )
     bn = CaffeBatchNorm(channels, eps=p.eps, momentum=p.momentum, frozen=p.frozen)
     return bn, lambda m, xs: [m(xs[0])]
 

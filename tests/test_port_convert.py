@@ -98,3 +98,31 @@ def test_init_model_without_fc_converts_when_allowed(golden_dir, tmp_path):
     np.testing.assert_array_equal(
         model.conv1.bn.running_var.numpy(), blobs["conv1/7x7_s2_bn"][3].reshape(-1)
     )
+
+
+def test_legacy_v1_caffemodel_with_4d_blobs_loads(golden_dir, tmp_path):
+    """Old caffemodels: V1 `layers` (field 2) and blobs with num/channels/height/width."""
+    from prototxt_port import caffe_pb2
+
+    folder = golden_dir / "C_solver_tiny"
+    blobs = pp.read_caffemodel(folder / "params_init.caffemodel")
+    legacy = caffe_pb2.NetParameter()
+    for name, arrays in blobs.items():
+        layer = legacy.layers.add()
+        layer.name = name
+        for array in arrays:
+            blob = layer.blobs.add()
+            dims = (1,) * (4 - array.ndim) + array.shape  # legacy blobs are always 4-D
+            blob.num, blob.channels, blob.height, blob.width = dims
+            blob.data.extend(array.ravel().tolist())
+    path = tmp_path / "legacy.caffemodel"
+    path.write_bytes(legacy.SerializeToString())
+    read = pp.read_caffemodel(path)
+    assert list(read) == list(blobs)
+    assert read["fc"][0].shape == (1, 1, 5, 64) and read["conv1"][0].shape == (4, 3, 3, 3)
+    net = pp.load_net(folder / "tiny_train.prototxt", path, phase="train")
+    reference = pp.load_net(
+        folder / "tiny_train.prototxt", folder / "params_init.caffemodel", phase="train"
+    )
+    for mine, theirs in zip(net.caffe_params(), reference.caffe_params()):
+        assert torch.equal(mine.tensor, theirs.tensor), mine.name
