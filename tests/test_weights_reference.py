@@ -128,25 +128,3 @@ def test_fusion_rows_fuse_raw_scores_with_the_manifest_weights(tmp_path):
     hmdb = [r for r in rows if r["dataset"] == "hmdb51"][0]
     assert hmdb["status"] == "members not evaluated"
 
-
-@pytest.mark.gpu
-def test_reference_model_scores_on_cuda_match_cpu(tmp_path):
-    from tsn.data.video_list import read_file_list
-    from tsn.evaluate import build_test_dataset, evaluate
-    from tsn.weights.reference import build_model
-
-    torch.manual_seed(1)
-    state = BNInception(3, 101).state_dict()
-    weights = {"format": "tsn-weights/1", "layout": "bn_inception", "state_dict": state,
-               "meta": {}}
-    write_dataset(tmp_path, [1, 2])
-    records = read_file_list(tmp_path / "ucf101" / "lists" / "ucf101_rgb_val_split_1.txt")
-    protocol = Protocol(num_frames=3, num_crops=10)
-    dataset = build_test_dataset(records, "rgb", protocol, None)
-    scores = {}
-    for name in ("cpu", "cuda"):
-        device = torch.device(name)
-        model = build_model(weights, "rgb", device)
-        scores[name] = evaluate(model, dataset, ["a", "b"], device, protocol,
-                                progress=False).scores
-    np.testing.assert_allclose(scores["cuda"], scores["cpu"], rtol=1e-3, atol=1e-3)
