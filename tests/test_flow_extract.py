@@ -132,3 +132,31 @@ def test_driver_resumes_skips_and_logs_failures(tmp_path):
     lvl2 = ExtractConfig(flow="none", level=2)
     assert extract_all(videos[:1], tmp_path / "l2", lvl2, progress=False)["done"] == 1
     assert Path(tmp_path / "l2" / "ClassA" / "v_ClassA_g01_c01" / "img_00003.jpg").is_file()
+
+
+def test_extract_warped_flow_native_size_without_images(tmp_path):
+    big = texture(300, 400, seed=5)
+    frames = [shifted(big, 3 * t, 0, 120, 160, x0=60, y0=60) for t in range(4)]  # pure pan
+    write_video(tmp_path / "v_Pan_g01_c01.avi", frames, "MJPG")
+    cfg = ExtractConfig(flow="dis", warp=True)
+    n = extract_video(tmp_path / "v_Pan_g01_c01.avi", tmp_path / "warp" / "v_Pan_g01_c01", cfg)
+    d = tmp_path / "warp" / "v_Pan_g01_c01"
+    assert n == 3 and not list(d.glob("img_*"))
+    fx = cv2.imread(str(d / "flow_x_00002.jpg"), 0)
+    assert fx.shape == (120, 160)  # native resolution, as extract_warp_gpu
+    # the pan is compensated: warped x flow ~ 0 px -> ~128 (plain flow would be 147)
+    assert abs(float(np.median(fx[20:-20, 20:-20])) - 128) < 4
+
+
+@pytest.mark.slow
+def test_extract_video_tvl1_full_size(tmp_path):
+    """dense_flow's default path end to end (TV-L1 at 340x256, ~1.5-7 s per pair: opt-in)."""
+    big = texture(400, 500, seed=7)
+    frames = [shifted(big, -2 * t, t, 240, 320, x0=100, y0=80) for t in range(3)]
+    write_video(tmp_path / "v.avi", frames, "MJPG")
+    assert extract_video(tmp_path / "v.avi", tmp_path / "v", ExtractConfig()) == 2
+    fx = cv2.imread(str(tmp_path / "v" / "flow_x_00002.jpg"), 0)[40:-40, 40:-40]
+    fy = cv2.imread(str(tmp_path / "v" / "flow_y_00002.jpg"), 0)[40:-40, 40:-40]
+    # -2 px * 340/320 = -2.125 px -> 114.5; +1 px * 256/240 = 1.07 px -> 134.8
+    assert np.median(fx) == pytest.approx(114.5, abs=2)
+    assert np.median(fy) == pytest.approx(134.8, abs=2)
