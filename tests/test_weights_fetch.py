@@ -172,3 +172,45 @@ def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys):
     assert "x: no URL served a file with the SHA-256 recorded on first download" in err
     assert run(parser.parse_args(common + ["fetch", "nope"])) == 2
     assert "no weight called 'nope'" in capsys.readouterr().err
+
+
+TINY_PROTOTXT = """name: "tiny"
+input: "data"
+input_dim: 1
+input_dim: 3
+input_dim: 8
+input_dim: 8
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "fc-action" type: "InnerProduct" bottom: "conv1" top: "fc-action"
+  inner_product_param { num_output: 5 } }
+"""
+
+
+def test_downloaded_init_style_caffemodel_is_converted_with_allowed_missing_layer(tmp_path):
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from prototxt_port import write_caffemodel
+    from prototxt_port.convert import load_weights
+
+    proto = tmp_path / "tiny.prototxt"
+    proto.write_text(TINY_PROTOTXT)
+    w = np.arange(108, dtype=np.float32).reshape(4, 3, 3, 3)
+    write_caffemodel(tmp_path / "src.caffemodel", proto, {"conv1": [w, np.ones(4, np.float32)]})
+    with LocalServer() as srv:
+        srv.add("/init.caffemodel", (tmp_path / "src.caffemodel").read_bytes())
+        strict = dataclasses.replace(entry(srv.url("/init.caffemodel"), name="init"),
+                                     prototxt=proto)
+        with pytest.raises(WeightsError, match="init: conversion of .*fc-action"):
+            fetch(strict, tmp_path / "a", ChecksumLock(tmp_path / "a.toml"), progress=False)
+        init = dataclasses.replace(strict, allow_missing=("fc-action",))
+        res = fetch(init, tmp_path / "b", ChecksumLock(tmp_path / "b.toml"), progress=False)
+    got = load_weights(res.converted)
+    assert got["meta"]["missing_layers"] == ["fc-action"] and got["meta"]["sha256"] == res.sha256
+    assert torch.equal(got["state_dict"]["layers.conv1.weight"], torch.from_numpy(w))
+    mtime = res.converted.stat().st_mtime_ns  # a second fetch reuses file and conversion
+    again = fetch(init, tmp_path / "b", ChecksumLock(tmp_path / "b.toml"), progress=False)
+    assert again.converted.stat().st_mtime_ns == mtime and not again.recorded

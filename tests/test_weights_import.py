@@ -134,7 +134,7 @@ class Payload:
 
 def test_files_needing_code_are_refused(tmp_path, capsys):
     with open(tmp_path / "evil.pth", "wb") as handle:
-        pickle.dump({"conv1_7x7_s2.weight": Payload()}, handle)
+        pickle.dump({"conv1_7x7_s2.weight": Payload()}, handle, protocol=2)
     with pytest.raises(WeightsError, match="not a loadable weights-only PyTorch file"):
         import_tsn_pytorch(tmp_path / "evil.pth", tmp_path / "evil.pt")
     assert "this must never run" not in capsys.readouterr().out
