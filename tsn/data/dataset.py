@@ -190,8 +190,7 @@ class TSNDataset(Dataset):
         per_frame = 2 if self.mod.is_flow else 3
         out = np.empty((len(files) * per_frame, transforms.CROP_SIZE, transforms.CROP_SIZE),
                        np.float32)
-        mean = np.asarray(self.mod.mean[:per_frame] if not self.mod.is_flow
-                          else (transforms.FLOW_MEAN,) * 2, np.float32)
+        mean = np.resize(np.asarray(self.mod.mean, np.float32), per_frame)  # cyclic
         for j, f in enumerate(files):
             images = first if j == 0 else read_frame(record, self.mod, f)
             for m, img in enumerate(images):
@@ -207,8 +206,9 @@ class TSNDataset(Dataset):
                     else:
                         np.subtract(patch, mean[m], out=out[c])
                 else:
-                    np.subtract(patch.transpose(2, 0, 1), mean[:, None, None],
-                                out=out[j * 3:j * 3 + 3])
+                    # HWC -> CHW by plane (cv2.split is contiguous, faster than a transpose)
+                    for k, plane in enumerate(cv2.split(patch)):
+                        np.subtract(plane, mean[k], out=out[j * 3 + k])
         if self.mod.extra_frames:
             # RGB difference inside each snippet: frame t+1 - frame t (BGR, mean cancels)
             x = out.reshape(self.num_segments, self.window, 3, *out.shape[1:])

@@ -128,7 +128,7 @@ def crop_resize(image: np.ndarray, crop: Crop, size: int = CROP_SIZE) -> np.ndar
     out = image[crop.h_off:crop.h_off + crop.crop_h, crop.w_off:crop.w_off + crop.crop_w]
     if (crop.crop_h, crop.crop_w) != (size, size):
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
-    return out[:, ::-1] if crop.mirror else out
+    return cv2.flip(out, 1) if crop.mirror else out  # horizontal flip, contiguous result
 
 
 def to_chw_float(stack: np.ndarray, mean) -> np.ndarray:
