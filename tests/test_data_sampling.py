@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tsn.data import sampling, transforms
 from tsn.data.errors import DataError
@@ -120,3 +122,23 @@ def test_oversample_order_and_mean():
     chw = transforms.to_chw_float(x, transforms.RGB_MEAN_BGR)
     assert chw.dtype == np.float32 and chw.shape == (6, 2, 2)
     assert list(chw[:, 0, 0]) == [96, 83, 77, 96, 83, 77]
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 400), k=st.integers(1, 8), length=st.integers(1, 6),
+       seed=st.integers(0, 2**32 - 1))
+def test_every_read_file_exists(n, k, length, seed):
+    """No offset, tick or stack index ever leaves 1..num_frames when the video is long enough
+    for one snippet (the construction-time check) -- no IndexError mid-epoch."""
+    if n < length:
+        with pytest.raises(DataError):
+            sampling.check_length("v", n, length)
+        return
+    rng = np.random.default_rng(seed)
+    for offs in (sampling.train_offsets(n, k, length, rng), sampling.val_offsets(n, k, length)):
+        assert len(offs) == k
+        for o in offs:
+            files = sampling.snippet_files(o, length)
+            assert 1 <= files[0] and files[-1] <= n
+    for tick in sampling.eval_ticks(n, length):
+        assert all(1 <= f <= n for f in sampling.eval_stack_files(tick, n, length))
