@@ -149,3 +149,13 @@ def test_build_records_counts_frames_and_names_missing_video(tmp_path):
     assert [r.label for r in recs] == [e.label for e in s.train]
     with pytest.raises(DataError, match=s.test[0].video_id):
         build_records(frames, s.test, "rgb")
+
+
+def test_build_records_refuses_one_folder_for_two_videos(tmp_path):
+    from tsn.data.splits import SplitEntry
+
+    (tmp_path / "v_x").mkdir()
+    (tmp_path / "v_x" / "img_00001.jpg").touch()
+    entries = [SplitEntry("a/v_x.avi", "v_x", "a", 0), SplitEntry("b/v_x.avi", "v_x", "b", 1)]
+    with pytest.raises(DataError, match="--level 2"):
+        build_records(tmp_path, entries, "rgb")

@@ -126,9 +126,14 @@ def build_records(
 
     A split entry whose folder is missing or empty raises one DataError listing the videos.
     """
-    records, missing = [], []
+    records, missing, owner = [], [], {}
     for e in entries:
         folder = find_frame_dir(frame_root, e.video_id, e.class_name)
+        if folder is not None and owner.setdefault(folder, e.video) != e.video:
+            raise DataError(
+                f"{folder}: used by both {owner[folder]} and {e.video} (same video id in two "
+                "classes); extract with `tsn extract --level 2` to keep classes apart"
+            )
         n = count_frames(folder, modality) if folder is not None else 0
         if n == 0:
             missing.append(e.video_id)
