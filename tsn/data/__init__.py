@@ -1,7 +1,9 @@
 """TSN data side: split files, file lists, snippet sampling, Caffe augmentation, datasets.
 
 Modules (one job each): `errors` (DataError), `splits` (official UCF101/HMDB51 split files),
-`video_list` (TSN `path num_frames label` lists), `sampling` (segment/snippet indices),
-`transforms` (Caffe `DataTransformer` crops/flips/means), `frames` (JPEG reading with checks),
-`dataset` (TSNDataset / TSNTestDataset), `synth` (the synthetic UCF101-format dataset).
+`video_list` (TSN `path num_frames label` lists), `lists` (lists from splits + frames),
+`sampling` (segment/snippet indices), `transforms` (Caffe `DataTransformer` crops/flips/means),
+`frames` (JPEG reading with checks), `dataset` (TSNDataset / TSNTestDataset), `synth` (the
+synthetic UCF101-format dataset), `prepare` (download + unpack the official archives),
+`bench` (loader throughput). Extraction lives in `tsn.flow`. See docs/data.md.
 """
