@@ -202,7 +202,8 @@ def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[d
             "metric": "mean_class_acc", "value": 100 * sum(accs) / len(accs),
             "top1": 100 * sum(top1s) / len(top1s), "protocol": vs.protocol.label + fused,
             **_protocol_fields(paths[0].parent), "profile": ctx.profile.name,
-            "scores": " ".join(str(p) for p in paths), "commit": report.git_commit(),
+            "scores": " ".join(str(p) for p in paths),
+            "commit": vs.protocol.commit or report.git_commit(),  # the code that tested it
             "note": row.note,
         })
     return out

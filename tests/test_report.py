@@ -95,3 +95,12 @@ def test_bad_spec_table_is_one_clear_error(tmp_path):
     bad.write_text("table,row,column,value_pct,dataset,split,note\n2,RGB,single,x,ucf101,1,\n")
     with pytest.raises(ValueError, match=r"p.csv:2: value_pct 'x' is not a number"):
         paper.paper_rows(bad)
+
+
+def test_fusion_gain_line():
+    rows = [{"row": "Average", "column": c, "value": v}
+            for c, v in (("spatial", 31.25), ("temporal", 25.0), ("two_stream", 50.0))]
+    assert cmp.fusion_gains(rows) == ["Average: the fused two-stream score (50.00) beats the "
+                                      "best single stream (31.25) by +18.75 pp."]
+    rows[2]["value"] = 30.0
+    assert "does NOT beat" in cmp.fusion_gains(rows)[0]
