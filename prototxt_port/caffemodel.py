@@ -6,8 +6,6 @@ num/channels/height/width (Caffe blob.cpp FromProto). Writing emits `shape` only
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ from google.protobuf.message import DecodeError
 from prototxt_port import caffe_pb2
 from prototxt_port.errors import CaffeFormatError
 from prototxt_port.prototxt import layer_in_phase, parse_prototxt, phase_value
+from tsn.atomic import atomic_write_bytes
 
 Blobs = "OrderedDict[str, list[np.ndarray]]"
 
@@ -85,22 +84,6 @@ def read_caffemodel(path: str | Path) -> OrderedDict[str, list[np.ndarray]]:
             for i, b in enumerate(layer.blobs)
         ]
     return blobs
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file so that it either appears whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_caffemodel(

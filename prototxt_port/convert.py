@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from prototxt_port.caffemodel import read_caffemodel, write_caffemodel
 from prototxt_port.errors import CaffeFormatError
 from prototxt_port.net import CaffeNet, layer_name_of
+from tsn.atomic import atomic_open
 from tsn.models.bn_inception import BNInception, caffe_blob_map
 
 log = logging.getLogger(__name__)
@@ -91,16 +90,10 @@ def bn_inception_to_blobs(state: Mapping[str, torch.Tensor]) -> OrderedDict[str,
     return blobs
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_weights(obj: dict, path: str | Path) -> None:
+    """torch.save a weights dict atomically (the file appears whole or not at all)."""
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def convert_caffemodel(
@@ -142,7 +135,7 @@ def convert_caffemodel(
         "sha256": sha256_of(caffemodel),
         "missing_layers": missing,
     }
-    _atomic_torch_save(
+    save_weights(
         {"format": FORMAT, "layout": layout, "state_dict": state, "meta": meta}, Path(out)
     )
     log.info("wrote %s: %d tensors, layout %s", out, len(state), layout)

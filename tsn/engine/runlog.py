@@ -18,7 +18,7 @@ import json
 import logging
 from pathlib import Path
 
-from tsn.engine.checkpoint import atomic_write_text
+from tsn.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

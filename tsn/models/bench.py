@@ -13,9 +13,7 @@ import argparse
 import csv
 import datetime as dt
 import logging
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from tsn.atomic import atomic_open
 from tsn.models import BACKBONES, build_tsn
 
 log = logging.getLogger(__name__)
@@ -114,13 +113,10 @@ def bench_one(name: str, args: argparse.Namespace) -> dict:
 
 def write_csv(rows: list[dict], out: Path) -> None:
     """Write rows atomically (temporary file in the same folder, then os.replace)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_open(out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out)
 
 
 def run(args: argparse.Namespace) -> int:

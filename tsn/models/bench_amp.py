@@ -15,15 +15,13 @@ import contextlib
 import copy
 import functools
 import json
-import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from tsn.atomic import atomic_write_text
 from tsn.models import build_tsn
 
 
@@ -117,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         parser.error("needs a CUDA device")
     record = run(args.videos, args.repeats)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle, indent=2)
-    os.replace(tmp, out)
+    atomic_write_text(args.out, json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
     return 0
 

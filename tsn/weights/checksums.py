@@ -11,11 +11,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tsn.atomic import atomic_write_text
 from tsn.weights.errors import WeightsError
 from tsn.weights.manifest import DEFAULT_MANIFEST, tomllib
 
@@ -87,8 +86,4 @@ class ChecksumLock:
             lines.append(f"\n[{json.dumps(name)}]\n")
             for key, value in asdict(self.records[name]).items():
                 lines.append(f"{key} = {json.dumps(value)}\n")  # JSON strings/ints are TOML
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(lines))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(lines))

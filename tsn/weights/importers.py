@@ -133,13 +133,13 @@ def map_port_state(state: Mapping[str, torch.Tensor], classifier: str, source: s
 
 
 def _save(state, info: dict, source: Path, fmt: str, out: str | Path) -> dict:
-    from prototxt_port.convert import _atomic_torch_save, bn_inception_to_blobs, sha256_of
+    from prototxt_port.convert import bn_inception_to_blobs, save_weights, sha256_of
 
     bn_inception_to_blobs(state)  # second check: every key has its Caffe blob
     meta = {"source_format": fmt, "source": source.name, "sha256": sha256_of(source),
             "missing_layers": info["missing_layers"], "dropped": info["dropped"],
             "preprocessing": "BGR 0-255 minus mean; the port used mean [104, 117, 128]"}
-    _atomic_torch_save({"format": FORMAT, "layout": "bn_inception", "state_dict": state,
+    save_weights({"format": FORMAT, "layout": "bn_inception", "state_dict": state,
                         "meta": meta}, Path(out))
     log.info("wrote %s: %d tensors from %s (%s)", out, len(state), source, fmt)
     return meta
