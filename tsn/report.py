@@ -101,7 +101,9 @@ def write_markdown(path: str | Path, title: str, rows: Sequence[dict], columns: 
                    image: str | None = None) -> Path:
     """Markdown report: title, notes (warnings first), table, optional image and run record."""
     parts = [f"# {title}", ""]
-    parts += [f"> {n}" for n in notes] + ([""] if notes else [])
+    for i, note in enumerate(notes):  # one blockquote paragraph per note
+        parts += ([">"] if i else []) + [f"> {note}"]
+    parts += [""] if notes else []
     parts += [markdown_table(rows, columns), ""]
     if image:
         parts += [f"![{title}]({image})", ""]
@@ -127,9 +129,10 @@ def write_bar_chart(path: str | Path, labels: Sequence[str], reproduced: Sequenc
     ax.bar(x + 0.2, paper_vals, 0.4, label="paper")
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("mean class accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 115)  # headroom for the legend above the 100 % bars
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(title, fontsize=10)
-    ax.legend()
+    ax.legend(loc="upper left", ncol=2)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
