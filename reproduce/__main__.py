@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reproduce import compare as cmp
 from reproduce import data as data_mod
-from reproduce.base import Context
+from reproduce.base import Context, Row
 from reproduce.paper import PAPER_CSV, load_paper
 from reproduce.profiles import PROFILES, get_profile
 from tsn import report
@@ -62,6 +62,30 @@ def select_rows(module, rows_arg: str, data: str) -> list[str]:
     return list(module.ROWS)
 
 
+def paper_row_names(module) -> dict[str, str]:
+    """Module row key -> paper row name (fusion/table5 entries wrap a Row in a tuple)."""
+    out = {}
+    for key, entry in module.ROWS.items():
+        row = entry if isinstance(entry, Row) else next(e for e in entry if isinstance(e, Row))
+        out[key] = row.name
+    return out
+
+
+def merge_previous(measured: list[dict], previous_csv: Path, order: list[str]) -> list[dict]:
+    """Measured rows plus the previous report's rows that were not rerun, in table order.
+
+    `make table2 ROWS=...` then updates some rows of results/table2.csv instead of
+    replacing the whole table with a subset; every kept row keeps its own commit and protocol.
+    """
+    if not previous_csv.is_file():
+        return measured
+    new = {(m["row"], m["column"]) for m in measured}
+    kept = [r for r in cmp.read_measured(previous_csv)
+            if (r["row"], r["column"]) not in new and r["row"] in order]
+    rank = {n: i for i, n in enumerate(order)}
+    return sorted(measured + kept, key=lambda r: rank[r["row"]])
+
+
 def _pair(text: str, flag: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key or not value:
@@ -95,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     except (data_mod.DataMissing, ValueError, RuntimeError) as err:
         print(f"python -m reproduce {args.target}: {err}", file=sys.stderr)
         return 2
-    rows = cmp.compare(measured, load_paper(PAPER_CSV))
     name = args.name or (args.target if (args.data != "synthetic" and profile.name == "full")
                          else f"{args.target}-{args.data}-{profile.name}")
-    skipped = [n for n in module.ROWS if n not in names]
+    paper_name = paper_row_names(module)
+    measured = merge_previous(measured, out / f"{name}.csv", list(paper_name.values()))
+    rows = cmp.compare(measured, load_paper(PAPER_CSV))
+    present = {r["row"] for r in rows}
+    skipped = [n for n in module.ROWS if paper_name[n] not in present]
     notes = [f"Profile `{profile.name}`: {profile.description}."]
     if ctx.overrides:
         notes.append(f"Overrides for every run: {', '.join(ctx.overrides)}.")
     if skipped:
-        notes.append(f"Rows not run here: {', '.join(skipped)}"
-                     + (" (they need warped flow, which the synthetic set does not have)."
+        notes.append(f"Rows not run yet: {', '.join(skipped)}"
+                     + (" (on synthetic data they need warped flow: `tsn extract --warp` into "
+                        "<data>/synthetic/warp_frames, then ROWS=...)."
                         if args.data == "synthetic" else "."))
+    kept = sorted(present - {paper_name[n] for n in names})
+    if kept:
+        notes.append(f"Rows kept from the previous report (not rerun now): {', '.join(kept)}.")
     notes += [f"{n}: {module.ROWS[n].note}" for n in names
               if getattr(module.ROWS[n], "note", "")]
     record = report.run_record({"target": args.target, "rows": names, "data": args.data,

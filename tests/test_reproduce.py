@@ -121,3 +121,8 @@ def test_table2_tiny_end_to_end_and_reuse(tmp_path):
     stamps = {p: (p / "scores_3x1.npz").stat().st_mtime_ns for p in runs}
     assert cli.main([*argv, "--rows", "RGB Image"]) == 0  # reused: nothing retrained/tested
     assert all((p / "scores_3x1.npz").stat().st_mtime_ns == t for p, t in stamps.items())
+    # a partial rerun updates its rows and keeps the others of the previous report
+    with (out / "table2-synthetic-tiny.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 4
+    md = (out / "table2-synthetic-tiny.md").read_text()
+    assert "Rows kept from the previous report (not rerun now): Optical Flow, RGB Difference" in md
