@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaffeFormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, read-only folder: the old output is left as it was
+        print(f"error: cannot write {args.out}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

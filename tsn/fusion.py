@@ -99,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"fused: mean class accuracy {100 * mean_class_accuracy(fused.scores, fused.labels):.2f}%"
           f"  top-1 {100 * video_top1(fused.scores, fused.labels):.2f}%")
     if args.out:
-        log.info("fused scores written to %s", save_scores(args.out, fused))
+        try:
+            log.info("fused scores written to %s", save_scores(args.out, fused))
+        except OSError as exc:  # disk full / read-only: save_scores left no partial file
+            print(f"tsn fuse: error: cannot write {args.out}: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -104,8 +104,12 @@ def save_scores(path: str | Path, vs: VideoScores) -> Path:
     if vs.full is not None:
         arrays["full"] = np.asarray(vs.full, dtype=np.float32)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full / read-only: no partial file, old one intact
+        raise
     return path
 
 

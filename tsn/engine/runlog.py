@@ -145,7 +145,12 @@ class RunFolder:
         fig.suptitle(self.path.name)
         fig.tight_layout()
         tmp = self.plot.with_name(".curves.tmp.png")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        tmp.replace(self.plot)
+        try:
+            fig.savefig(tmp, dpi=100)
+            tmp.replace(self.plot)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written png
+            raise
+        finally:
+            plt.close(fig)
         return self.plot

@@ -218,7 +218,10 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
     finally:
         if info.is_main:
             if run.metrics.exists():
-                run.write_plot()  # also after a non-finite stop: the curves show what happened
+                try:  # also after a non-finite stop: the curves show what happened
+                    run.write_plot()
+                except OSError as err:  # a full disk must not hide the error that stopped us
+                    log.warning("cannot write %s: %s", run.plot, err)
             run.detach_log()
 
 

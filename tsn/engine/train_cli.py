@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     except DistributedError as err:
         print(f"tsn train: error: {err}", file=sys.stderr)
         return 4
+    except OSError as err:  # disk full, read-only run folder: the last checkpoint is intact
+        print(f"tsn train: error: cannot write the run folder: {err}", file=sys.stderr)
+        return 2
     log.info("done: %d iterations, final loss %.6g, checkpoint %s",
              result.iterations, result.final_loss, result.checkpoint)
     return 0

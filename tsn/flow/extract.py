@@ -85,8 +85,11 @@ def read_frames(path: str | os.PathLike):
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-        raise ExtractError(f"{path}: cannot write JPEG")
+    # encode, then write with Python: cv2.imwrite hides ENOSPC/EROFS behind a bare False
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ExtractError(f"{path}: cannot encode JPEG")
+    path.write_bytes(buf.tobytes())
 
 
 def extract_video(video: str | os.PathLike, dst: str | os.PathLike,
@@ -97,6 +100,19 @@ def extract_video(video: str | os.PathLike, dst: str | os.PathLike,
     if tmp.exists():
         shutil.rmtree(tmp)  # an interrupted earlier attempt: redo it
     tmp.mkdir(parents=True)
+    try:
+        count = _extract_into(video, tmp, cfg)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed video leaves no partial folder
+        raise
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    return count
+
+
+def _extract_into(video: Path, tmp: Path, cfg: ExtractConfig) -> int:
+    """Write the frames and flow of `video` into the folder `tmp`; returns the pair count."""
     flow_obj = make_flow(cfg.flow, cfg.tvl1) if cfg.flow != "none" else None
     if cfg.warp and flow_obj is None:
         raise ExtractError("warped flow needs a flow method (--flow tvl1|dis|dis_fast)")
@@ -118,11 +134,7 @@ def extract_video(video: str | os.PathLike, dst: str | os.PathLike,
                 _write_jpeg(tmp / f"flow_y_{count:05d}.jpg", encode_flow(flow[..., 1], cfg.bound))
         prev = gray
     if count == 0:
-        shutil.rmtree(tmp)
         raise ExtractError(f"{video}: only one frame decoded; flow needs at least two")
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
     return count
 
 
@@ -178,7 +190,10 @@ def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractCon
                 continue
             stats["failed"] += 1
             log.warning("extraction failed: %s", err)
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{video}\t{err}\n")
+            try:
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{video}\t{err}\n")
+            except OSError as log_err:  # full/read-only output: the warning above still says it
+                log.error("cannot write %s: %s", log_path, log_err)
     bar.close()
     return stats
