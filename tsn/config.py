@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -133,6 +134,8 @@ class Experiment:
             raise ConfigError(f"solver.lr_policy {self.solver.lr_policy!r}: {schedule.POLICIES}")
         if self.test.val_list and self.test.interval <= 0:
             raise ConfigError("test.interval must be positive when test.val_list is set")
+        if not 0 <= self.seed < 2**63:  # torch.manual_seed overflows later otherwise
+            raise ConfigError(f"seed {self.seed} must be in 0 .. 2**63-1")
         if self.solver.max_iter <= 0 or self.checkpoint_every <= 0:
             raise ConfigError("solver.max_iter and checkpoint_every must be positive")
         if self.solver.effective_batch % self.solver.batch_per_process:
@@ -172,13 +175,19 @@ def _coerce(value, hint, key: str, source: str):
         elif isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is float:
+        number = None
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                # TOML/JSON/overrides allow nan/inf; as an lr they only fail hours later
+                raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+            return number
     elif hint is str:
         if isinstance(value, str):
             return value

@@ -135,9 +135,19 @@ def load_scores(path: str | Path) -> VideoScores:
         proto = json.loads(str(data["protocol"]))
         known = {f.name for f in dataclasses.fields(Protocol)}
         protocol = Protocol(**{k: v for k, v in proto.items() if k in known})
-        return VideoScores(tuple(str(v) for v in data["video_ids"]),
-                           data["labels"].astype(np.int64), data["scores"], protocol,
-                           data.get("full"))
+        vs = VideoScores(tuple(str(v) for v in data["video_ids"]),
+                         data["labels"].astype(np.int64), data["scores"], protocol,
+                         data.get("full"))
+        # a NaN row or an out-of-range label would silently change every accuracy
+        bad = np.flatnonzero(~np.isfinite(np.asarray(vs.scores, dtype=np.float64)).all(axis=1))
+        if bad.size:
+            raise ScoreFileError(f"video {vs.video_ids[bad[0]]!r} has non-finite scores "
+                                 f"({bad.size} such videos)")
+        out = np.flatnonzero((vs.labels < 0) | (vs.labels >= vs.num_classes))
+        if out.size:
+            raise ScoreFileError(f"video {vs.video_ids[out[0]]!r} has label "
+                                 f"{vs.labels[out[0]]}, outside 0..{vs.num_classes - 1}")
+        return vs
     except (ScoreFileError, ValueError, TypeError) as exc:
         raise ScoreFileError(f"{path}: inconsistent score file: {exc}") from exc
 

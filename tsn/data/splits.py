@@ -63,13 +63,35 @@ class Split:
 def _lines(path: Path) -> list[str]:
     """Non-empty stripped lines (CRLF or LF) of a text split file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(
             f"{path}: cannot read split file ({err.strerror}); `make data-ucf101` / "
             "`make data-hmdb51` downloads the official ones"
         ) from None
+    # files re-saved by an editor may carry a UTF-8 BOM or be UTF-16; both are read as-is
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 or UTF-16 text (byte {err.start}: {err.reason}); the official "
+            "split files are ASCII: re-download them"
+        ) from None
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _check_entries(where: str, entries: list[tuple[str, SplitEntry]],
+                   test_ids: set[str] | None = None) -> None:
+    """Refuse a video listed twice, or in both lists: it would silently count twice."""
+    seen: set[str] = set()
+    for path, e in entries:
+        if e.video_id in seen:
+            raise DataError(f"{path}: video {e.video} is listed more than once")
+        seen.add(e.video_id)
+        if test_ids is not None and e.video_id in test_ids:
+            raise DataError(f"{path}: video {e.video} is in both the training and test lists "
+                            f"of {where}")
 
 
 def _check_split(split: int) -> None:
@@ -125,6 +147,13 @@ def read_ucf101_split(split_dir: str | os.PathLike, split: int = 1) -> Split:
 
     train = parse(f"trainlist{split:02d}.txt", True)
     test = parse(f"testlist{split:02d}.txt", False)
+    for name, entries in ((f"trainlist{split:02d}.txt", train), (f"testlist{split:02d}.txt", test)):
+        if not entries:
+            raise DataError(f"{split_dir / name}: no videos listed (empty or truncated file)")
+    _check_entries(f"split {split}", [(split_dir / f"testlist{split:02d}.txt", e) for e in test])
+    _check_entries(f"split {split}",
+                   [(split_dir / f"trainlist{split:02d}.txt", e) for e in train],
+                   {e.video_id for e in test})
     return Split("ucf101", split, classes, train, test)
 
 
@@ -172,15 +201,18 @@ def read_hmdb51_split(
     index = {c: i for i, c in enumerate(classes)}
     train, test = [], []
     for cls, path in files:
+        in_file: list[tuple[Path, SplitEntry]] = []
         for ln in _lines(path):
             parts = ln.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise DataError(f"{path}: expected '<video>.avi <0|1|2>' lines, got {ln!r}")
             entry = SplitEntry(f"{cls}/{parts[0]}", video_id_of(parts[0]), cls, index[cls])
+            in_file.append((path, entry))
             if parts[1] == "1":
                 train.append(entry)
             elif parts[1] == "2":
                 test.append(entry)
+        _check_entries(f"split {split}", in_file)  # per file: one class's videos
     return Split("hmdb51", split, classes, tuple(train), tuple(test))
 
 
