@@ -18,7 +18,8 @@ PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    """Serves /file (Range-aware), /drop (first full request cut short), /zip; else 404."""
+    """Serves /file (Range-aware), /drop (first full request cut short), /chunked (first
+    request a chunked body cut short), /zip; else 404."""
 
     files: dict[str, bytes] = {}
     ranges: list[str | None] = []
@@ -35,6 +36,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = self.files[name]
         rng = self.headers.get("Range")
         Handler.ranges.append(rng)
+        if name == "chunked" and not Handler.dropped:
+            # chunked body cut inside its first chunk: http.client raises IncompleteRead
+            Handler.dropped = True
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data[: len(data) // 3])
+            return
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
         self.send_response(206 if rng else 200)
         if rng:
@@ -48,12 +57,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """Keep the retry backoff, but tiny, so the tests stay fast."""
+    monkeypatch.setattr(dl, "RETRY_DELAY_S", 0.01, raising=False)
+
+
 @pytest.fixture()
 def server():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("ucfTrainTestlist/classInd.txt", "1 A\r\n")
-    Handler.files = {"file": PAYLOAD, "drop": PAYLOAD, "zip": buf.getvalue()}
+    Handler.files = {"file": PAYLOAD, "drop": PAYLOAD, "chunked": PAYLOAD,
+                     "zip": buf.getvalue()}
     Handler.ranges, Handler.dropped = [], False
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -68,6 +84,24 @@ def test_download_resumes_with_range_after_a_dropped_connection(server, tmp_path
     assert (tmp_path / "a.bin").read_bytes() == PAYLOAD and res.size == len(PAYLOAD)
     assert Handler.ranges[0] is None and Handler.ranges[1].startswith("bytes=")
     assert not (tmp_path / "a.bin.part").exists()
+
+
+def test_download_resumes_after_incomplete_read(server, tmp_path):
+    """A cut chunked body raises http.client.IncompleteRead (not an OSError): resume, no crash."""
+    res = dl.download([f"{server}/chunked"], tmp_path / "c.bin", progress=False)
+    assert (tmp_path / "c.bin").read_bytes() == PAYLOAD and res.size == len(PAYLOAD)
+    assert len(Handler.ranges) == 2  # the cut attempt, then the retry that completed
+
+
+def test_retries_back_off(server, tmp_path, monkeypatch):
+    """Attempts on one mirror are spaced by a doubling delay (a parameter; tiny here)."""
+    waits = []
+    monkeypatch.setattr(dl.time, "sleep", waits.append)
+    err = dl._try_url(f"{server}/missing-5xx", tmp_path / "x.part", False, retry_delay_s=0.5)
+    assert err is not None and waits == []  # 404: the next mirror at once
+    monkeypatch.setattr(dl, "_fetch_once", lambda *a: (_ for _ in ()).throw(OSError("cut")))
+    assert dl._try_url("http://x", tmp_path / "x.part", False, retry_delay_s=0.5) == "cut"
+    assert waits == [0.5, 1.0]
 
 
 def test_download_resumes_an_existing_part_file(server, tmp_path):

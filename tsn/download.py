@@ -16,8 +16,10 @@ Stable interface (also used by tsn.weights):
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 ATTEMPTS_PER_URL = 3  # resumed attempts on a dropped connection before the next mirror
+# first wait between attempts on one mirror, doubled after each; a server that just dropped us
+# (overload, rate limit, flaky link) is more likely to answer a little later than at once
+RETRY_DELAY_S = 2.0
 
 
 class DownloadError(RuntimeError):
@@ -91,10 +96,17 @@ def _fetch_once(url: str, part: Path, progress: bool) -> None:
             raise DownloadError(f"{url}: connection closed at {part.stat().st_size}/{total} B")
 
 
-def _try_url(url: str, part: Path, progress: bool) -> str | None:
-    """Fetch `url` into `part`, resuming up to ATTEMPTS_PER_URL times; the error, or None."""
+def _try_url(url: str, part: Path, progress: bool,
+             retry_delay_s: float | None = None) -> str | None:
+    """Fetch `url` into `part`, resuming up to ATTEMPTS_PER_URL times; the error, or None.
+
+    Waits retry_delay_s (default RETRY_DELAY_S), then twice that, ... between attempts.
+    """
+    delay = RETRY_DELAY_S if retry_delay_s is None else retry_delay_s
     err: Exception | None = None
     for attempt in range(ATTEMPTS_PER_URL):
+        if attempt:
+            time.sleep(delay * 2 ** (attempt - 1))
         try:
             _fetch_once(url, part, progress)
             return None
@@ -102,9 +114,13 @@ def _try_url(url: str, part: Path, progress: bool) -> str | None:
             if 400 <= e.code < 500:  # not there: no point retrying this mirror
                 return str(e)
             err = e
-        except (OSError, urllib.error.URLError, DownloadError) as e:
+        # http.client.HTTPException is not an OSError: a connection cut inside a chunked body
+        # raises IncompleteRead, a garbled reply BadStatusLine; both deserve a resumed retry
+        except (OSError, urllib.error.URLError, http.client.HTTPException, DownloadError) as e:
             err = e
         log.warning("%s (attempt %d): %s", url, attempt + 1, err)
+    if isinstance(err, http.client.HTTPException):  # their str() may be empty or bare
+        return f"{type(err).__name__}: {err}"
     return str(err)
 
 
