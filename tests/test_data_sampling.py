@@ -49,6 +49,16 @@ def test_eval_ticks_match_eval_net_examples():
     assert sampling.eval_ticks(100, 1)[-1] == 97 and sampling.eval_ticks(100, 5)[-1] == 73
     assert sampling.eval_ticks(20, 5) == [1] * 25
     assert len(sampling.eval_ticks(1000, 1)) == 25
+
+
+def test_eval_ticks_one_frame_is_the_centre():
+    """`tsn test --frames 1` used to divide by zero: one tick, the val-phase centre."""
+    assert sampling.eval_ticks(150, 1, 1) == [76]  # (150 - 1 + 1) // 2 + 1
+    assert sampling.eval_ticks(150, 5, 1) == [74]  # stack 74..78 inside 1..150
+    assert sampling.eval_ticks(150, 5, 1) == [int(sampling.val_offsets(150, 1, 5)[0]) + 1]
+    assert sampling.eval_ticks(3, 5, 1) == [1]  # shorter than a stack: clamped reads from 1
+    with pytest.raises(DataError, match="at least one"):
+        sampling.eval_ticks(150, 1, 0)
     assert sampling.eval_stack_files(19, 20, 5) == [19, 20, 20, 20, 20]
 
 

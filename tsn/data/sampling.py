@@ -53,8 +53,17 @@ def snippet_files(offset: int, new_length: int) -> list[int]:
 def eval_ticks(num_frames: int, stack_depth: int, num_ticks: int = EVAL_NUM_FRAMES) -> list[int]:
     """eval_net.py frame ticks (1-based): `step = (cnt - d) // 24`, ticks 1, 1+step, ...
 
-    If step <= 0 all ticks are 1 (spec 5.1). The general form uses `num_ticks - 1`.
+    If step <= 0 all ticks are 1 (spec 5.1). The general form uses `num_ticks - 1`, which is
+    undefined for one tick (eval_net.py divides by zero there). One tick is the centre of the
+    video: `(cnt - d + 1) // 2 + 1`, the rule of the train_val TEST phase (`val_offsets`) with
+    one segment. The centre, not frame 1, because a single snippet should be the most typical
+    one (first frames are often fades or titles), and this keeps --frames 1 equal to what the
+    validation net sees with one segment; a video shorter than a stack gives 1 as above.
     """
+    if num_ticks < 1:
+        raise DataError(f"need at least one test frame per video, got {num_ticks}")
+    if num_ticks == 1:
+        return [int(val_offsets(num_frames, 1, stack_depth)[0]) + 1]
     step = (num_frames - stack_depth) // (num_ticks - 1)
     if step > 0:
         return [1 + step * i for i in range(num_ticks)]
