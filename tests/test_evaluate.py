@@ -17,13 +17,13 @@ from tsn.scores import Protocol, load_scores
 RAMP = 0.7  # channel B of every frame = RAMP * x (+ 10 * frame index): crops see different x
 
 
-def write_video(folder, num_frames: int) -> VideoRecord:
-    """img_00001.jpg ... 340x256 frames: B = 0.7*x + 10*(t-1), G = 10*t, R = 50."""
+def write_video(folder, num_frames: int, step: int = 10) -> VideoRecord:
+    """img_00001.jpg ... 340x256 frames: B = 0.7*x + step*(t-1), G = step*t, R = 50."""
     folder.mkdir(parents=True)
     x = np.arange(340, dtype=np.float32)[None, :].repeat(256, 0)
     for t in range(1, num_frames + 1):
-        img = np.stack([RAMP * x + 10 * (t - 1), np.full_like(x, 10 * t), np.full_like(x, 50)],
-                       axis=2)
+        img = np.stack([RAMP * x + step * (t - 1), np.full_like(x, step * t),
+                        np.full_like(x, 50)], axis=2)
         cv2.imwrite(str(folder / f"img_{t:05d}.jpg"), np.clip(img, 0, 255).astype(np.uint8),
                     [cv2.IMWRITE_JPEG_QUALITY, 100])
     return VideoRecord(str(folder), num_frames, 0)
@@ -57,6 +57,20 @@ def test_25x10_views_frames_and_crops_by_hand(tmp_path):
                     progress=False)
     assert vmax.scores[0, 0] == pytest.approx(np.clip(b + 104, 0, 255).max(1).mean() - 104,
                                               abs=3)
+
+
+def test_full_25x10_protocol_on_a_100_frame_video(tmp_path):
+    rec = write_video(tmp_path / "v_E", 100, step=2)
+    proto = Protocol()  # 25 x 10, mean
+    ds = build_test_dataset([rec], "rgb", proto, None)
+    ticks = np.arange(25) * 4 + 1  # eval_net: step (100 - 1) // 24 = 4 -> 1, 5, ..., 97
+    assert ds.ticks(0) == ticks.tolist()
+    vs = evaluate(TopLeftPixel(), ds, ["v_E"], torch.device("cpu"), proto, keep_full=True,
+                  progress=False)
+    assert vs.full.shape == (1, 25, 10, 3)
+    np.testing.assert_allclose(vs.full[0, :, :, 1], np.repeat(2 * ticks[:, None] - 117, 10, 1),
+                               atol=2)
+    assert vs.scores[0, 1] == pytest.approx(2 * ticks.mean() - 117, abs=1)  # = -19
 
 
 def test_segment_centre_sampling_and_short_video(tmp_path):
