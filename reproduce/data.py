@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 DATASETS = ("synthetic", "ucf101", "hmdb51")
 NUM_CLASSES = {"ucf101": 101, "hmdb51": 51}
-SPLIT_DIRS = ("splits", "ucfTrainTestlist")
+# "splits" (ours), then the names the official archives unpack to (UCF101 zip, HMDB51 rar)
+SPLIT_DIRS = ("splits", "ucfTrainTestlist", "testTrainMulti_7030_splits")
 
 
 class DataMissing(RuntimeError):
@@ -50,9 +51,10 @@ def how_to_get(data: str, root: Path) -> str:
            "hmdb51": "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-"
                      "database/ (hmdb51_org.rar + test_train_splits.rar)"}[data]
     return (f"{data} not found under {base}. To get it: 1) download the videos and the "
-            f"official splits from {url}; 2) unpack the split files into {base}/splits/; "
-            f"3) extract frames and TV-L1 flow into {base}/frames/ with `tsn extract` "
-            f"(dense_flow layout, 340x256); warped-flow rows also need {base}/warp_frames/; "
+            f"official splits from {url}; 2) unpack the split files into {base}/splits/ "
+            f"(or {base}/ucfTrainTestlist/); 3) extract frames and TV-L1 flow: `tsn extract "
+            f"--src <videos> --out {base}/frames --flow tvl1`; warped-flow rows also need "
+            f"`tsn extract --src <videos> --out {base}/warp_frames --flow tvl1 --warp`; "
             "4) rerun this command, which builds the file lists. Or point DATA_ROOT= at a "
             "folder that already holds them. See docs/reproduce.md.")
 
