@@ -21,3 +21,4 @@ ROWS: dict[str, Row] = {
 def run(row: Row, ctx: Context) -> list[dict]:
     """Train/test/fuse every split and dataset the row needs; measured result rows."""
     return run_row(TABLE, row, BASE, ctx)
+SYNTHETIC_ROWS = ("TSN (2 modalities)",)  # the synthetic set has no warped flow by default

@@ -126,3 +126,14 @@ def test_table2_tiny_end_to_end_and_reuse(tmp_path):
         assert len(list(csv.DictReader(fh))) == 4
     md = (out / "table2-synthetic-tiny.md").read_text()
     assert "Rows kept from the previous report (not rerun now): Optical Flow, RGB Difference" in md
+
+
+@pytest.mark.slow
+def test_every_target_runs_on_synthetic_tiny(tmp_path):
+    """Opt-in (slow, ~1-2 min): tables 1-6 and fusion end to end on frame folders."""
+    make_frame_dataset(tmp_path / "data" / "synthetic", get_profile("tiny"))
+    for target in ("table1", "table3", "table4", "table5", "table6", "fusion"):
+        argv = [target, "--data", "synthetic", "--data-root", str(tmp_path / "data"),
+                "--out", str(tmp_path / "results")]
+        assert cli.main(argv) == 0, target
+        assert (tmp_path / "results" / f"{target}-synthetic-tiny.csv").is_file()
