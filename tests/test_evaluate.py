@@ -124,6 +124,9 @@ def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
     assert vs.video_ids == tuple(f"v_{c}_{i}" for c in "AB" for i in range(2))
     assert vs.labels.tolist() == [0, 0, 1, 1] and vs.scores.shape == (4, 2)
     assert vs.protocol.label == "2x1 mean" and vs.protocol.dataset == "synthetic"
+    record = vs.protocol.extra["record"]
+    assert record["config"]["model"]["arch"] == "tiny" and record["seed"] == 0
+    assert set(record) >= {"commit", "versions", "hardware", "date"}
     assert (tmp_path / "s.confusion.png").is_file()
     assert "mean class accuracy" in capsys.readouterr().out
     assert main(["test", str(tmp_path / "nope"), "--list", str(tmp_path / "list.txt")]) == 2

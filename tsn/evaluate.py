@@ -149,9 +149,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Test a trained run; print mean class accuracy and top-1; write scores + confusion PNG."""
+    from tsn.config import to_dict
     from tsn.data.video_list import read_file_list
     from tsn.metrics import confusion_matrix, mean_class_accuracy, video_top1
-    from tsn.report import git_commit, write_confusion_png
+    from tsn.report import git_commit, run_record, write_confusion_png
     from tsn.scores import save_scores
 
     if not logging.getLogger().handlers:
@@ -165,7 +166,10 @@ def run(args: argparse.Namespace) -> int:
                             num_crops=args.crops, crop_agg=args.crop_agg,
                             frame_sampling=args.sampling, weights=str(ckpt),
                             dataset=args.dataset or exp.data.dataset, split=args.split,
-                            commit=git_commit())
+                            commit=git_commit(),
+                            # the run record: training config, versions, hardware, seed
+                            extra={"record": run_record(to_dict(exp), exp.seed),
+                                   "list": str(args.list)})
         dataset = build_test_dataset(records, exp.model.modality, protocol,
                                      exp.model.new_length)
         ids = [Path(r.path).name for r in records]
