@@ -158,7 +158,8 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
     lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
     args = ["test", str(run_dir), "--list", str(lists.test), "--frames", str(prof.test_frames),
             "--crops", str(prof.test_crops), "--out", str(scores), "--dataset", ctx.data,
-            "--split", str(split), "--batch", str(prof.test_batch)]
+            "--split", str(split), "--batch", str(prof.test_batch),
+            "--workers", str(prof.test_workers)]
     if tsn(args) != 0:
         raise RuntimeError(f"testing failed: tsn {' '.join(args)}")
     return scores

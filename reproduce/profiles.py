@@ -23,6 +23,7 @@ class Profile:
     synth_frames: int  # frames per synthetic video
     flow: str  # flow algorithm for synthetic extraction: tvl1 (paper) | dis (fast, demo)
     description: str
+    test_workers: int = 0  # DataLoader processes decoding test videos (JPEG decoding bound)
 
     def overrides(self, model_modality: str) -> list[str]:
         """Training overrides; the tiny backbone's input channels follow the modality."""
@@ -41,7 +42,8 @@ _SMALL = ("model.arch=tiny", "solver.preset=custom", "solver.lr_policy=fixed",
 PROFILES: dict[str, Profile] = {
     "full": Profile(
         "full", (), 25, 10, 50, 0, 0, 0, "tvl1",
-        "the release recipe: BN-Inception, released solver (batch 128), 25x10 test"),
+        "the release recipe: BN-Inception, released solver (batch 128), 25x10 test",
+        test_workers=8),
     "demo": Profile(
         "demo", (*_SMALL, "solver.base_lr=0.01", "solver.max_iter=120",
                  "solver.batch_per_process=8", "solver.effective_batch=8",
