@@ -41,7 +41,7 @@ _SMALL = ("model.arch=tiny", "solver.preset=custom", "solver.lr_policy=fixed",
 
 PROFILES: dict[str, Profile] = {
     "full": Profile(
-        "full", (), 25, 10, 50, 0, 0, 0, "tvl1",
+        "full", (), 25, 10, 50, 4, 2, 32, "tvl1",
         "the release recipe: BN-Inception, released solver (batch 128), 25x10 test",
         test_workers=8),
     "demo": Profile(
