@@ -47,7 +47,8 @@ def test_corrupt_jpeg_frame_is_one_error_naming_the_video(tmp_path, damage):
     rec = _frames(tmp_path / "v_Bad_g01_c01")
     frame = Path(rec.path) / "img_00003.jpg"
     good = frame.read_bytes()
-    frame.write_bytes({"empty": b"", "garbage": os.urandom(900), "header_only": good[:20],
+    garbage = np.random.default_rng(3).bytes(900)  # seeded: the same bytes on every run
+    frame.write_bytes({"empty": b"", "garbage": garbage, "header_only": good[:20],
                        "text": b"<html>404 not found</html>"}[damage])
     for ds in (TSNTestDataset([rec], "rgb", num_frames=5, crops=1),
                TSNDataset([rec], "rgb", num_segments=5, train=False)):
@@ -71,7 +72,7 @@ def test_garbage_and_truncated_videos_are_logged_and_extraction_goes_on(tmp_path
     data = (src / "v_Trunc_g01_c01.avi").read_bytes()
     (src / "v_Trunc_g01_c01.avi").write_bytes(data[:300])  # header, no frames
     (src / "v_Empty_g01_c01.avi").write_bytes(b"")
-    (src / "v_Noise_g01_c01.avi").write_bytes(os.urandom(5000))
+    (src / "v_Noise_g01_c01.avi").write_bytes(np.random.default_rng(4).bytes(5000))
     _video(src / "v_One_g01_c01.avi", 1)  # one frame: no flow pair
     videos = sorted(src.iterdir())
     out = tmp_path / "out"
