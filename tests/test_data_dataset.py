@@ -92,6 +92,37 @@ def test_flow_train_stacks_xy_and_shares_crop_and_flip(tmp_path):
     assert 0 < mirrored < 12
 
 
+def test_rgb_train_equals_stack_then_apply_crop(tmp_path):
+    """The per-frame fast path (split into a uint8 block, one subtraction) is bit-identical to
+    the reference: stack the BGR frames, `transforms.apply_crop`, `to_chw_float`."""
+    rec = write_textured(tmp_path / "v", 30)
+    ds = TSNDataset([rec], "rgb", num_segments=3, seed=0)
+    kinds = set()
+    for epoch in range(16):
+        ds.set_epoch(epoch)
+        x, _ = ds[0]
+        rng = ds.rng(0)
+        offs = ds.offsets(0, rng)
+        crop = ds.crop(H, W, rng)
+        kinds.add((crop.mirror, (crop.crop_h, crop.crop_w) != (224, 224)))
+        stack = np.concatenate([cv2.imread(str(tmp_path / "v" / f"img_{o + 1:05d}.jpg"))
+                                for o in offs], axis=2)
+        expect = transforms.to_chw_float(transforms.apply_crop(stack, crop, False),
+                                         transforms.RGB_MEAN_BGR)
+        assert torch.equal(x, torch.from_numpy(expect))
+    assert len(kinds) >= 3  # mirrored and not, resized and not (mostly)
+
+
+def test_item_rng_is_default_rng_of_seed_epoch_index(tmp_path):
+    """The fast uint32 seeding gives the documented default_rng([seed, epoch, index])."""
+    rec = write_uniform(tmp_path / "v", 10)
+    for seed, epoch, index in [(0, 0, 0), (7, 3, 12345), (2**32 - 1, 1, 2), (2**40, 0, 5)]:
+        ds = TSNDataset([rec], "rgb", seed=seed)  # rng() takes any index
+        ds.set_epoch(epoch)
+        expect = np.random.default_rng([seed, epoch, index]).integers(0, 2**62, 8)
+        assert np.array_equal(ds.rng(index).integers(0, 2**62, 8), expect)
+
+
 def test_val_phase_centre_offsets_and_crop(tmp_path):
     rec = write_uniform(tmp_path / "v", 100)
     ds = TSNDataset([rec], "rgb", train=False)

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry of the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/bench/data_throughput")
-    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_bench(args.samples, Path(tmp))

@@ -153,7 +153,11 @@ class TSNDataset(Dataset):
 
     def rng(self, index: int) -> np.random.Generator:
         """The generator of one item in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index])
+        key = (self.seed, self.epoch, index)
+        if all(0 <= k < 2**32 for k in key):
+            # the same SeedSequence as the list (one uint32 word per entry), built ~3x faster
+            return np.random.default_rng(np.array(key, np.uint32))
+        return np.random.default_rng(list(key))
 
     def offsets(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """0-based snippet offsets of item `index` (train: random, val: segment centres)."""
@@ -181,39 +185,72 @@ class TSNDataset(Dataset):
         """The Caffe blob of one video from its snippet files, frame by frame.
 
         Equivalent to stacking all channels and calling `transforms.apply_crop` once (the
-        same per-channel bilinear resize), but only crop boxes are copied and every resize
-        has <= 3 channels, which OpenCV vectorises.
+        same per-channel bilinear resize), but faster: only crop boxes are copied, every
+        resize has <= 3 channels (OpenCV's vectorised path), each cropped frame is split
+        straight into one uint8 CHW block, and a single subtraction writes the float32 blob
+        (one pass instead of one per channel; all values are small integers, so exact).
         """
-        first = read_frame(record, self.mod, files[0])
-        height, width = first[0].shape[:2]
+        mod, size = self.mod, transforms.CROP_SIZE
+        # decode all frames first: back-to-back decodes keep libjpeg's tables and code in cache
+        # (~5% faster per sample than interleaving them with the resizes below)
+        decoded = [read_frame(record, mod, f) for f in files]
+        height, width = decoded[0][0].shape[:2]
         crop = self.crop(height, width, rng)
-        per_frame = 2 if self.mod.is_flow else 3
-        out = np.empty((len(files) * per_frame, transforms.CROP_SIZE, transforms.CROP_SIZE),
-                       np.float32)
-        mean = np.resize(np.asarray(self.mod.mean, np.float32), per_frame)  # cyclic
-        for j, f in enumerate(files):
-            images = first if j == 0 else read_frame(record, self.mod, f)
+        rows = slice(crop.h_off, crop.h_off + crop.crop_h)
+        cols = slice(crop.w_off, crop.w_off + crop.crop_w)
+        resize = (crop.crop_h, crop.crop_w) != (size, size)
+        per_frame = 2 if mod.is_flow else 3
+        block = np.empty((len(files) * per_frame, size, size), np.uint8)
+        c = 0  # next channel of block
+        for f, images in zip(files, decoded):
             for m, img in enumerate(images):
                 if img.shape[:2] != (height, width):
                     raise DataError(f"{record.path}: frame {f} is {img.shape[1]}x{img.shape[0]}"
                                     f", frame {files[0]} {width}x{height}; re-extract it")
-                patch = transforms.crop_resize(img, crop)
-                if self.mod.is_flow:
-                    c = j * 2 + m
-                    if crop.mirror and m == 0:
-                        # Caffe: mirrored x flow -> 255 - v, then - 128
-                        np.subtract(255.0 - transforms.FLOW_MEAN, patch, out=out[c])
+                patch = img[rows, cols]
+                if not mod.is_flow:
+                    if resize:
+                        patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+                    # HWC -> CHW: split writes the three planes into block's views (no transpose
+                    # copy); tests compare with the stack-then-apply_crop reference
+                    cv2.split(patch, list(block[c:c + 3]))
+                    c += 3
+                    continue
+                dst = block[c]  # one flow image = one channel, written in place
+                c += 1
+                if not crop.mirror:
+                    if resize:
+                        cv2.resize(patch, (size, size), dst=dst, interpolation=cv2.INTER_LINEAR)
                     else:
-                        np.subtract(patch, mean[m], out=out[c])
-                else:
-                    # HWC -> CHW by plane (cv2.split is contiguous, faster than a transpose)
-                    for k, plane in enumerate(cv2.split(patch)):
-                        np.subtract(plane, mean[k], out=out[j * 3 + k])
-        if self.mod.extra_frames:
+                        np.copyto(dst, patch)
+                    continue
+                if resize:
+                    patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+                cv2.flip(patch, 1, dst=dst)
+                if m == 0:
+                    # Caffe: mirrored x flow -> 255 - v (= bitwise not on uint8), - 128 below
+                    cv2.bitwise_not(dst, dst=dst)
+        if crop.mirror and not mod.is_flow:
+            # one in-place horizontal flip of every plane (flow images were flipped above)
+            planes = block.reshape(-1, size)
+            cv2.flip(planes, 1, dst=planes)
+        out = np.empty(block.shape, np.float32)
+        np.subtract(block, self._mean_column(len(files)), out=out)
+        if mod.extra_frames:
             # RGB difference inside each snippet: frame t+1 - frame t (BGR, mean cancels)
             x = out.reshape(self.num_segments, self.window, 3, *out.shape[1:])
             out = (x[:, 1:] - x[:, :-1]).reshape(-1, *out.shape[1:])
         return out
+
+    def _mean_column(self, num_files: int) -> np.ndarray:
+        """(C, 1, 1) float32 means of a blob of num_files frames (cyclic per channel), cached:
+        building it costs more than 1% of a sample."""
+        cache = self.__dict__.setdefault("_mean_cache", {})
+        if num_files not in cache:
+            per_frame = 2 if self.mod.is_flow else 3
+            mean = np.resize(np.asarray(self.mod.mean, np.float32), per_frame)
+            cache[num_files] = np.tile(mean, num_files)[:, None, None]
+        return cache[num_files]
 
 
 def read_frame(record: VideoRecord, mod: Modality, f: int) -> list[np.ndarray]:

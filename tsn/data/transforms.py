@@ -7,6 +7,7 @@ crop/flip parameters is drawn per video and applied to all its channels (spec 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -67,11 +68,18 @@ def draw_train_crop(
 ) -> Crop:
     """TRAIN crop in Caffe's draw order: mirror bit, scale pair, fixed position."""
     do_mirror = bool(mirror and rng.integers(2))
-    pairs = scale_pairs(height, width, ratios, max_distort=max_distort)
-    crop_h, crop_w = pairs[rng.integers(len(pairs))]
-    offsets = fix_crop_offsets(height, width, crop_h, crop_w, more_fix_crop)
+    table = _crop_table(height, width, tuple(ratios), more_fix_crop, max_distort)
+    crop_h, crop_w, offsets = table[rng.integers(len(table))]
     h_off, w_off = offsets[rng.integers(len(offsets))]
     return Crop(h_off, w_off, crop_h, crop_w, do_mirror)
+
+
+@lru_cache(maxsize=64)
+def _crop_table(height: int, width: int, ratios: tuple, more_fix_crop: bool, max_distort: int):
+    """Scale pairs with their fixed positions, per frame size (cached: one dataset has a few
+    frame sizes, and rebuilding the table was ~1% of a training sample)."""
+    return tuple((h, w, tuple(fix_crop_offsets(height, width, h, w, more_fix_crop)))
+                 for h, w in scale_pairs(height, width, ratios, max_distort=max_distort))
 
 
 def center_crop(height: int, width: int, crop_size: int = CROP_SIZE) -> Crop:
