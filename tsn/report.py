@@ -19,17 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tsn.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file and os.replace (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 def git_commit(repo: str | Path | None = None) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tsn.atomic import atomic_open
 
 FORMAT_VERSION = 1
 
@@ -103,13 +104,9 @@ def save_scores(path: str | Path, vs: VideoScores) -> Path:
     }
     if vs.full is not None:
         arrays["full"] = np.asarray(vs.full, dtype=np.float32)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # disk full / read-only: no partial file, old one intact
-        raise
+    # disk full / read-only: no partial file is left and the old one stays intact
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

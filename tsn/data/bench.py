@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from tsn.atomic import atomic_write_text
 from tsn.data import transforms
 from tsn.data.dataset import TSNDataset
 from tsn.data.video_list import VideoRecord
@@ -116,9 +117,7 @@ def run_bench(samples: int, workdir: Path) -> dict:
 def write(out: dict, stem: Path) -> None:
     """results/bench/data_throughput.{json,md}, atomically."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp, stem.with_suffix(".json"))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     lines = ["# Training-sample throughput (one process = one DataLoader worker)", "",
              f"{out['samples']} samples per pipeline, K=3 segments, frames from {out['video']} "
              f"extracted at 340x256; OpenCV {out['opencv']}, torch {out['torch']}, "
@@ -130,9 +129,7 @@ def write(out: dict, stem: Path) -> None:
     for mod, r in out["results"].items():
         lines.append(f"| {mod} | {r['tsn_samples_per_s']} | {r['naive_pil_samples_per_s']} | "
                      f"{r['speedup']}x | {r['mean_abs_diff_vs_naive']} |")
-    tmp = stem.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, stem.with_suffix(".md"))
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

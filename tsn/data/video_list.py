@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tsn.atomic import atomic_open
 from tsn.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,9 @@ def read_file_list(
 def write_file_list(records: Iterable[VideoRecord], path: str | os.PathLike) -> Path:
     """Write records as `path num_frames label` lines, atomically (tmp + os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
         for r in records:
             f.write(f"{r.path} {r.num_frames} {r.label}\n")
-    os.replace(tmp, path)
     return path
 
 
