@@ -130,3 +130,32 @@ def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
     assert (tmp_path / "s.confusion.png").is_file()
     assert "mean class accuracy" in capsys.readouterr().out
     assert main(["test", str(tmp_path / "nope"), "--list", str(tmp_path / "list.txt")]) == 2
+
+
+def test_load_trained_needs_no_imagenet_init_file(tmp_path):
+    """Testing reads every weight from the checkpoint, never the init file training used."""
+    import dataclasses
+
+    from tsn.config import Experiment, to_dict
+    from tsn.engine import checkpoint
+    from tsn.evaluate import load_trained
+    from tsn.models import build_tsn
+
+    trained = build_tsn("clarifai", num_classes=5, modality="rgb", init="scratch")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.5)
+    exp = Experiment()
+    model_cfg = dataclasses.replace(exp.model, arch="clarifai", num_classes=5, modality="rgb",
+                                    init="imagenet", init_weights=str(tmp_path / "gone.pt"))
+    exp = dataclasses.replace(exp, model=model_cfg)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(to_dict(exp)))
+    state = {"model": trained.state_dict(), "optimizer": {}, "data": {}, "rng": {}, "config": {}}
+    checkpoint.save(run / "checkpoints", 10, state)
+    model, loaded_exp, ckpt = load_trained(run, None, torch.device("cpu"))
+    assert ckpt.name.endswith("0000010.pt")
+    assert loaded_exp.model.init_weights.endswith("gone.pt")  # the record still says what trained
+    for (name, want), got in zip(trained.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(want, got), name

@@ -11,6 +11,7 @@ train_val TEST phase). The metric is mean class accuracy; overall top-1 is repor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -100,7 +101,11 @@ def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None, device
     ckpt = Path(checkpoint_path) if checkpoint_path else checkpoint.latest(run_dir / "checkpoints")
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint; train first")
-    model, _ = build_model(exp)
+    # Every weight comes from the checkpoint: build without the ImageNet init, so testing does
+    # not need (or read) the init weights file the run was trained from.
+    bare = dataclasses.replace(exp, model=dataclasses.replace(exp.model, init="scratch",
+                                                              init_weights=""))
+    model, _ = build_model(bare)
     model.load_state_dict(checkpoint.load(ckpt)["model"])
     return model.to(device), exp, ckpt
 
