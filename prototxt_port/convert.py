@@ -50,9 +50,14 @@ def _bn_inception_template(blobs: Mapping[str, list[np.ndarray]]) -> BNInception
     return model if expected <= set(blobs) and set(blobs) - {"fc-action"} == expected else None
 
 
-def blobs_to_bn_inception(blobs: Mapping[str, list[np.ndarray]]) -> OrderedDict[str, torch.Tensor]:
-    """Caffe blobs of a TSN BN-Inception -> BNInception state dict (fc-action may be absent)."""
-    model = _bn_inception_template(blobs)
+def blobs_to_bn_inception(
+    blobs: Mapping[str, list[np.ndarray]], model: BNInception | None = None
+) -> OrderedDict[str, torch.Tensor]:
+    """Caffe blobs of a TSN BN-Inception -> BNInception state dict (fc-action may be absent).
+
+    `model`: the template from `_bn_inception_template(blobs)` when the caller has built it.
+    """
+    model = model or _bn_inception_template(blobs)
     if model is None:
         raise CaffeFormatError("these weights are not a TSN BN-Inception (layer names differ)")
     reference = model.state_dict()
@@ -109,16 +114,12 @@ def convert_caffemodel(
     net = CaffeNet(
         prototxt, phase="test", blob_shapes={k: [a.shape for a in v] for k, v in blobs.items()}
     )
-    allowed = set(allow_missing)
-    missing = net.load_blobs(blobs, source=str(caffemodel), strict=False)
-    extra = [name for name in blobs if net.module(name) is None]
-    unexpected = [m for m in missing if m not in allowed]
-    if extra or unexpected:
-        net.load_blobs(blobs, source=str(caffemodel), strict=True)  # raises the detailed error
+    missing = net.load_blobs(blobs, source=str(caffemodel), allow_missing=allow_missing)
+    template = _bn_inception_template(blobs) if layout in ("auto", "bn_inception") else None
     if layout == "auto":
-        layout = "bn_inception" if _bn_inception_template(blobs) is not None else "caffe_net"
+        layout = "bn_inception" if template is not None else "caffe_net"
     if layout == "bn_inception":
-        state = blobs_to_bn_inception(blobs)
+        state = blobs_to_bn_inception(blobs, template)
     elif layout == "caffe_net":
         state = OrderedDict(
             (k, v.detach().clone())
@@ -166,10 +167,7 @@ def export_caffemodel(weights: str | Path, prototxt: str | Path, out: str | Path
         blobs = _caffe_net_state_to_blobs(state, prototxt, weights)
     shapes = {k: [a.shape for a in v] for k, v in blobs.items()}
     net = CaffeNet(prototxt, phase="test", blob_shapes=shapes)
-    missing = net.load_blobs(blobs, source=str(weights), strict=False)
-    extra = [name for name in blobs if net.module(name) is None]
-    if extra or [m for m in missing if m not in allowed_missing]:
-        net.load_blobs(blobs, source=str(weights), strict=True)  # raises the detailed error
+    net.load_blobs(blobs, source=str(weights), allow_missing=allowed_missing)
     write_caffemodel(out, prototxt, blobs)
     log.info("wrote %s: %d layers with weights", out, len(blobs))
 

@@ -13,7 +13,7 @@ import functools
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,28 +284,33 @@ class CaffeNet(nn.Module):
         blobs: Mapping[str, Sequence[np.ndarray]],
         source: str = "weights",
         strict: bool = True,
+        allow_missing: Iterable[str] = (),
     ) -> list[str]:
         """Copy Caffe blobs into the net by layer name with strict shape checks.
 
-        strict=True: every parameter layer must get weights and every weight must find a layer.
+        strict=True: every parameter layer must get weights (except those in `allow_missing`,
+        e.g. fc-action for ImageNet init models) and every weight must find a layer.
         strict=False is Caffe's CopyTrainedLayersFrom: extra layers are ignored and missing
-        ones keep their filler values (returned, and logged, so the caller can say so).
-        Nothing is changed when an error is raised.
+        ones keep their filler values. Missing layers are returned and logged, so the caller
+        can say so. Nothing is changed when an error is raised.
         """
         param_layers = [s for s in self.steps if s.type in BLOB_LAYOUT]
         names = {s.name for s in param_layers}
+        allowed = set(allow_missing)
         extra = [n for n in blobs if n not in names]
         missing = [s.name for s in param_layers if s.name not in blobs]
-        if strict and (extra or missing):
+        unexpected = [name for name in missing if name not in allowed]
+        if strict and (extra or unexpected):
             problem = (
                 f"has weights for {extra[0]!r}, which is not a parameter layer of the net"
                 if extra
-                else f"has no weights for layer {missing[0]!r}"
+                else f"has no weights for layer {unexpected[0]!r}"
             )
-            count = len(extra) + len(missing)
+            count = len(extra) + len(unexpected)
             raise CaffeFormatError(
                 f"{source}: {problem} ({count} mismatched layer(s) in all: extra {extra[:5]}, "
-                f"missing {missing[:5]}); check that the caffemodel belongs to {self.prototxt_path}"
+                f"missing {unexpected[:5]}); "
+                f"check that the caffemodel belongs to {self.prototxt_path}"
             )
         updates = []
         for step in param_layers:
