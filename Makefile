@@ -4,8 +4,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# System packages: MPI to launch multi-process training (mpirun), unar for the RAR archives.
-APT_PACKAGES := openmpi-bin libopenmpi-dev unar
+# System packages: MPI to launch multi-process training (mpirun), unar for the RAR archives,
+# gcc and libjpeg-turbo's headers for the crop-box JPEG decoder (tsn/data/_jpeg.c, setup.py).
+APT_PACKAGES := openmpi-bin libopenmpi-dev unar gcc libjpeg62-turbo-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -28,7 +29,7 @@ setup: ## install system packages (apt-get) and the .venv with the project (idem
 	else echo "system packages present: $(APT_PACKAGES)"; fi
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py tsn/data/_jpeg.c
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
