@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tsn.data import frames, sampling, transforms
+from tsn.data import frames, jpeg, sampling, transforms
 from tsn.data.errors import DataError
 from tsn.data.video_list import VideoRecord
 
@@ -185,51 +185,46 @@ class TSNDataset(Dataset):
         """The Caffe blob of one video from its snippet files, frame by frame.
 
         Equivalent to stacking all channels and calling `transforms.apply_crop` once (the
-        same per-channel bilinear resize), but faster: only crop boxes are copied, every
+        same per-channel bilinear resize), but faster: only crop boxes are decoded, every
         resize has <= 3 channels (OpenCV's vectorised path), each cropped frame is split
         straight into one uint8 CHW block, and a single subtraction writes the float32 blob
         (one pass instead of one per channel; all values are small integers, so exact).
         """
         mod, size = self.mod, transforms.CROP_SIZE
-        # decode all frames first: back-to-back decodes keep libjpeg's tables and code in cache
-        # (~5% faster per sample than interleaving them with the resizes below)
-        decoded = [read_frame(record, mod, f) for f in files]
-        height, width = decoded[0][0].shape[:2]
-        crop = self.crop(height, width, rng)
-        rows = slice(crop.h_off, crop.h_off + crop.crop_h)
-        cols = slice(crop.w_off, crop.w_off + crop.crop_w)
+        paths = frames.frame_paths(record.path, files, mod.is_flow)
+        blobs = [frames.read_jpeg(p) for p in paths]
+        frame_size = jpeg.image_size(blobs[0], paths[0])  # the crop table depends on it
+        crop = self.crop(*frame_size, rng)
+        box = (crop.h_off, crop.w_off, crop.crop_h, crop.crop_w)
+        # decode only the crop box of every frame (tsn.data.jpeg: the same pixels as decoding
+        # the frame and slicing), all first: back-to-back decodes keep libjpeg's tables and
+        # code in cache (~5% faster per sample than interleaving them with the resizes below)
+        patches = [jpeg.decode(data, not mod.is_flow, p, box, frame_size)
+                   for p, data in zip(paths, blobs)]
         resize = (crop.crop_h, crop.crop_w) != (size, size)
-        per_frame = 2 if mod.is_flow else 3
-        block = np.empty((len(files) * per_frame, size, size), np.uint8)
-        c = 0  # next channel of block
-        for f, images in zip(files, decoded):
-            for m, img in enumerate(images):
-                if img.shape[:2] != (height, width):
-                    raise DataError(f"{record.path}: frame {f} is {img.shape[1]}x{img.shape[0]}"
-                                    f", frame {files[0]} {width}x{height}; re-extract it")
-                patch = img[rows, cols]
-                if not mod.is_flow:
-                    if resize:
-                        patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
-                    # HWC -> CHW: split writes the three planes into block's views (no transpose
-                    # copy); tests compare with the stack-then-apply_crop reference
-                    cv2.split(patch, list(block[c:c + 3]))
-                    c += 3
-                    continue
-                dst = block[c]  # one flow image = one channel, written in place
-                c += 1
-                if not crop.mirror:
-                    if resize:
-                        cv2.resize(patch, (size, size), dst=dst, interpolation=cv2.INTER_LINEAR)
-                    else:
-                        np.copyto(dst, patch)
-                    continue
+        per_image = 1 if mod.is_flow else 3
+        block = np.empty((len(patches) * per_image, size, size), np.uint8)
+        for i, patch in enumerate(patches):
+            if not mod.is_flow:
                 if resize:
                     patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
-                cv2.flip(patch, 1, dst=dst)
-                if m == 0:
-                    # Caffe: mirrored x flow -> 255 - v (= bitwise not on uint8), - 128 below
-                    cv2.bitwise_not(dst, dst=dst)
+                # HWC -> CHW: split writes the three planes into block's views (no transpose
+                # copy); tests compare with the stack-then-apply_crop reference
+                cv2.split(patch, list(block[3 * i:3 * i + 3]))
+                continue
+            dst = block[i]  # one flow image = one channel, written in place
+            if not crop.mirror:
+                if resize:
+                    cv2.resize(patch, (size, size), dst=dst, interpolation=cv2.INTER_LINEAR)
+                else:
+                    np.copyto(dst, patch)
+                continue
+            if resize:
+                patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+            cv2.flip(patch, 1, dst=dst)
+            if i % 2 == 0:
+                # Caffe: mirrored x flow -> 255 - v (= bitwise not on uint8), - 128 below
+                cv2.bitwise_not(dst, dst=dst)
         if crop.mirror and not mod.is_flow:
             # one in-place horizontal flip of every plane (flow images were flipped above)
             planes = block.reshape(-1, size)
@@ -251,13 +246,6 @@ class TSNDataset(Dataset):
             mean = np.resize(np.asarray(self.mod.mean, np.float32), per_frame)
             cache[num_files] = np.tile(mean, num_files)[:, None, None]
         return cache[num_files]
-
-
-def read_frame(record: VideoRecord, mod: Modality, f: int) -> list[np.ndarray]:
-    """The image(s) of 1-based file `f`: [BGR] or [flow x, flow y]."""
-    if mod.is_flow:
-        return frames.read_flow_stack(record.path, [f])
-    return frames.read_rgb_stack(record.path, [f])
 
 
 class TSNTestDataset(Dataset):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 
+from tsn.data import jpeg
 from tsn.data.errors import DataError
 
 RGB_PATTERN = "img_{:05d}.jpg"  # train_val name_pattern img_%05d.jpg
@@ -41,34 +41,42 @@ def read_bytes(path: str) -> bytes:
         os.close(fd)
 
 
-def read_image(path: str, color: bool) -> np.ndarray:
-    """Decode one JPEG (HxWx3 BGR or HxW gray uint8); a missing/truncated file raises DataError.
+def read_jpeg(path: str) -> bytes:
+    """The bytes of one JPEG frame; a missing, empty or truncated file raises DataError.
 
-    Caffe leaves a stale batch slot on an unreadable image (spec 2.2); we refuse instead, and
-    also catch truncated JPEGs that libjpeg would silently decode with grey rows.
+    The end-of-image check matters because decoding stops at the last row a crop box needs
+    (tsn.data.jpeg): a cut-off tail would otherwise go unnoticed.
     """
     data = read_bytes(path)
     if len(data) < 4 or data[:2] != b"\xff\xd8" or _JPEG_EOI not in data[-64:]:
         raise DataError(f"{path}: corrupt or truncated JPEG; re-extract this video")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8),
-                       cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise DataError(f"{path}: cannot decode JPEG; re-extract this video")
-    return img
+    return data
+
+
+def read_image(path: str, color: bool) -> np.ndarray:
+    """Decode one JPEG (HxWx3 BGR or HxW gray uint8); a missing/truncated file raises DataError.
+
+    Caffe leaves a stale batch slot on an unreadable image (spec 2.2); we refuse instead, and
+    also catch truncated or damaged JPEGs that libjpeg would silently decode with grey rows.
+    """
+    return jpeg.decode(read_jpeg(path), color, path)
+
+
+def frame_paths(folder: str, files: list[int], is_flow: bool) -> list[str]:
+    """Paths of the given 1-based frames: img_%05d.jpg, or flow x1, y1, x2, y2, ... (Caffe)."""
+    if not is_flow:
+        return [os.path.join(folder, RGB_PATTERN.format(i)) for i in files]
+    return [os.path.join(folder, FLOW_PATTERN.format(axis, i)) for i in files for axis in "xy"]
 
 
 def read_rgb_stack(folder: str, files: list[int]) -> list[np.ndarray]:
     """BGR frames img_%05d.jpg for the given 1-based indices."""
-    return [read_image(os.path.join(folder, RGB_PATTERN.format(i)), True) for i in files]
+    return [read_image(p, True) for p in frame_paths(folder, files, False)]
 
 
 def read_flow_stack(folder: str, files: list[int]) -> list[np.ndarray]:
     """Gray flow images x1, y1, x2, y2, ... for the given 1-based indices (Caffe order)."""
-    out = []
-    for i in files:
-        out.append(read_image(os.path.join(folder, FLOW_PATTERN.format("x", i)), False))
-        out.append(read_image(os.path.join(folder, FLOW_PATTERN.format("y", i)), False))
-    return out
+    return [read_image(p, False) for p in frame_paths(folder, files, True)]
 
 
 def stack_channels(images: list[np.ndarray], folder: str) -> np.ndarray:
