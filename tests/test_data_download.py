@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import struct
 import threading
 import zipfile
+import zlib
 
 import pytest
 
@@ -136,3 +138,68 @@ def test_prepare_unpacks_zip_with_url_override_and_names_missing_unar(server, tm
         prepare.unpack(tmp_path / "x.rar", tmp_path / "out")
     monkeypatch.setenv("HMDB51_SPLITS_URL", f"{server}/nothere")
     assert prepare.main(["hmdb51", "--root", str(tmp_path / "h")]) == 1
+
+
+def rar4_stored(files: dict[str, bytes]) -> bytes:
+    """A RAR 4 archive holding `files` uncompressed ("store" method), the format of the
+    2012-2013 UCF101 / HMDB51 archives; paths use '\\' as RAR does (RAR technote 2.9).
+
+    Written here because no free tool creates RAR files; unar checks every CRC it carries.
+    """
+    def block(head_type: int, flags: int, body: bytes) -> bytes:
+        head = struct.pack("<BHH", head_type, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head  # HEAD_CRC: low 16 bits
+
+    out = [b"Rar!\x1a\x07\x00", block(0x73, 0, bytes(6))]  # marker, archive header
+    dos_time = (32 << 25) | (1 << 21) | (1 << 16)  # 2012-01-01
+    for name, data in files.items():
+        raw = name.replace("/", "\\").encode()
+        # PACK_SIZE UNP_SIZE HOST_OS(3 unix) FILE_CRC FTIME UNP_VER(2.0) METHOD(0x30 store)
+        # NAME_SIZE ATTR; flag 0x8000: the block is followed by PACK_SIZE data bytes
+        body = struct.pack("<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), dos_time,
+                           20, 0x30, len(raw), 0o100644) + raw
+        out += [block(0x74, 0x8000, body), data]
+    out.append(block(0x7B, 0x4000, b""))  # end of archive
+    return b"".join(out)
+
+
+def test_prepare_ucf101_unpacks_the_rar_and_a_rerun_downloads_nothing(server, tmp_path,
+                                                                      monkeypatch):
+    video = b"RIFF....AVI " * 50
+    Handler.files["UCF101.rar"] = rar4_stored({
+        "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": video,
+        "UCF-101/YoYo/v_YoYo_g25_c05.avi": video[::-1]})
+    monkeypatch.setenv("UCF101_URL", f"{server}/UCF101.rar")
+    monkeypatch.setenv("UCF101_SPLITS_URL", f"{server}/zip")
+    root = tmp_path / "ucf101"
+    assert prepare.main(["ucf101", "--root", str(root)]) == 0
+    assert (root / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi").read_bytes() \
+        == video
+    assert (root / "UCF-101" / "YoYo" / "v_YoYo_g25_c05.avi").read_bytes() == video[::-1]
+    assert (root / "ucfTrainTestlist" / "classInd.txt").exists()
+    requests = len(Handler.ranges)
+    assert prepare.main(["ucf101", "--root", str(root)]) == 0
+    assert len(Handler.ranges) == requests  # both steps marked done
+
+
+def test_prepare_hmdb51_unpacks_the_rar_of_class_rars(server, tmp_path, monkeypatch):
+    Handler.files["splits.rar"] = rar4_stored({
+        "testTrainMulti_7030_splits/brush_hair_test_split1.txt": b"a.avi 1 \r\n"})
+    Handler.files["hmdb51_org.rar"] = rar4_stored({
+        "brush_hair.rar": rar4_stored({"brush_hair/a.avi": b"video a"}),
+        "cartwheel.rar": rar4_stored({"cartwheel/b.avi": b"video b"})})
+    monkeypatch.setenv("HMDB51_SPLITS_URL", f"{server}/splits.rar")
+    monkeypatch.setenv("HMDB51_URL", f"{server}/hmdb51_org.rar")
+    root = tmp_path / "hmdb51"
+    assert prepare.main(["hmdb51", "--root", str(root)]) == 0
+    assert (root / "videos" / "brush_hair" / "a.avi").read_bytes() == b"video a"
+    assert (root / "videos" / "cartwheel" / "b.avi").read_bytes() == b"video b"
+    assert (root / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt").exists()
+
+
+def test_damaged_rar_names_the_archive_and_what_to_do(tmp_path):
+    good = rar4_stored({"UCF-101/A/v.avi": b"0123456789" * 20})
+    bad = tmp_path / "UCF101.rar"
+    bad.write_bytes(good.replace(b"0123456789", b"0123456780", 1))  # CRC no longer matches
+    with pytest.raises(prepare.PrepareError, match=r"UCF101\.rar: unar failed .*damaged download"):
+        prepare.unpack(bad, tmp_path / "out")

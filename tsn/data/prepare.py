@@ -66,8 +66,9 @@ def unpack(archive: Path, dest: Path) -> None:
     res = subprocess.run([tool, "-quiet", "-force-overwrite", "-no-directory", "-output-directory",
                           str(dest), str(archive)], capture_output=True, text=True)
     if res.returncode != 0:
-        raise PrepareError(f"{archive}: unar failed ({res.stderr.strip() or res.stdout.strip()});"
-                           " a RAR5 archive or a damaged download? delete it and rerun")
+        said = " ".join((res.stderr.strip() or res.stdout.strip()).split())  # one line
+        raise PrepareError(f"{archive}: unar failed ({said}); a RAR5 archive or a damaged "
+                           "download? delete it and rerun")
 
 
 def fetch_and_unpack(key: str, name: str, root: Path, dest: Path, progress: bool = True) -> Path:
