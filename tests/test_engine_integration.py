@@ -48,6 +48,9 @@ def test_train_bn_inception_on_frame_folders(tmp_path, modality):
     record = json.loads((run / "run.json").read_text())
     assert record["init"] == "scratch" and record["frozen_bn_layers"] == 68
     assert record["iter_size"] == 2
+    # provenance (guide: results carry commit, versions, hardware and seed)
+    assert record["commit"] and record["seed"] == 0 and record["hardware"]
+    assert record["versions"]["numpy"] and "jpeg_decoder" in record
     state = checkpoint.load(checkpoint.latest(run / "checkpoints"))
     assert state["iteration"] == 1
     history = state["optimizer"]["history"]

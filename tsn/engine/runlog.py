@@ -2,7 +2,8 @@
 
 <run_root>/<name>/
   config.json      the fully resolved Experiment (tsn.config.to_dict), written once
-  run.json         what was actually used: init weights, world size, iter_size, device, torch
+  run.json         what was actually used: init weights, world size, iter_size, device, JPEG
+                   decoder, and the git commit, versions, hardware, seed and date
   train.log        the log of rank 0
   metrics.csv      one row per iteration (see COLUMNS)
   val_metrics.csv  one row per validation pass (see VAL_COLUMNS), when test.val_list is set

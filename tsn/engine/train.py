@@ -24,7 +24,9 @@ from torch import nn
 from tqdm import tqdm
 
 from tsn import config as config_mod
+from tsn import report
 from tsn.config import Experiment
+from tsn.data import jpeg
 from tsn.engine import checkpoint, distributed
 from tsn.engine.optim import CaffeSGD, param_specs
 from tsn.engine.runlog import RunFolder
@@ -258,10 +260,13 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
     )
     if info.is_main:
         run.write_json(run.config, config_mod.to_dict(exp))
+        provenance = report.run_record(seed=exp.seed)  # commit, versions, hardware, date
+        del provenance["config"]  # config.json holds it
         run.write_json(run.record, {
             **init_record, "world_size": world, "iter_size": iter_size, "device": str(device),
             "launcher": info.launcher, "torch": torch.__version__, "host": platform.node(),
             "effective_batch": exp.solver.batch_per_process * iter_size * world,
+            "jpeg_decoder": jpeg.BACKEND, **provenance,
         })
         run.start_metrics(start_iter)
         log.info("run %s: %d iterations, iter_size %d x %d process(es) x batch %d",
