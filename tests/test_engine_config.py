@@ -110,3 +110,18 @@ def test_shipped_configs_load_and_name_their_schedule():
         exp = load_experiment(folder / f"{name}.toml")
         assert exp.solver.max_iter == max_iter, name
     assert load_experiment(folder / "ucf101_flow.toml").solver.stepvalues == (10000, 16000)
+
+
+def test_cli_takes_overrides_before_or_after_the_options(monkeypatch):
+    from tsn import cli
+    from tsn.engine import train_cli
+
+    seen = []
+    monkeypatch.setattr(train_cli, "run", lambda args: seen.append(args) or 0)
+    assert cli.main(["train", "c.toml", "a=1", "--resume", "b=2", "--run-dir", "r", "c=3"]) == 0
+    assert seen[0].overrides == ["a=1", "b=2", "c=3"] and seen[0].resume
+    assert seen[0].run_dir == "r" and seen[0].config == "c.toml"
+    with pytest.raises(SystemExit):  # an unknown option is still refused
+        cli.main(["train", "c.toml", "--bogus"])
+    with pytest.raises(SystemExit):  # and commands without trailing values refuse extras
+        cli.main(["fuse", "x", "y", "--bogus"])

@@ -33,13 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(_run=module.run,
+                         _trailing=getattr(module, "TRAILING_POSITIONALS", None))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `tsn` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the `tsn` console script.
+
+    A sub-command whose module sets `TRAILING_POSITIONALS = "<dest>"` (a nargs="*" positional)
+    also takes those values after its options: `tsn train CONFIG --resume data.split=2` works
+    like `tsn train CONFIG data.split=2 --resume` (plain argparse stops the list at the first
+    option and rejects the rest).
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    dest = getattr(args, "_trailing", None)
+    stray = [a for a in extra if a.startswith("-")] if dest else extra
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        setattr(args, dest, list(getattr(args, dest)) + extra)
     return int(args._run(args) or 0)
 
 

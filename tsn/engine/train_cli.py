@@ -14,6 +14,7 @@ import logging
 import sys
 
 log = logging.getLogger("tsn.train")
+TRAILING_POSITIONALS = "overrides"  # key=value pairs may also follow the options (tsn.cli)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment config file (.toml or .json)")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value",
-        help="config overrides right after CONFIG (before any --option), type-checked, "
+        help="config overrides, before or after the options, type-checked, "
         "e.g. solver.base_lr=0.0005 solver.preset=paper",
     )
     parser.add_argument("--resume", action="store_true",
