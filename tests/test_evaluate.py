@@ -129,6 +129,7 @@ def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
     assert set(record) >= {"commit", "versions", "hardware", "date"}
     assert (tmp_path / "s.confusion.png").is_file()
     assert "mean class accuracy" in capsys.readouterr().out
+    assert not (tmp_path / "s.partial.npz").exists()  # removed once s.npz is written
     assert main(["test", str(tmp_path / "nope"), "--list", str(tmp_path / "list.txt")]) == 2
 
 
@@ -159,3 +160,84 @@ def test_load_trained_needs_no_imagenet_init_file(tmp_path):
     assert loaded_exp.model.init_weights.endswith("gone.pt")  # the record still says what trained
     for (name, want), got in zip(trained.state_dict().items(), model.state_dict().values()):
         assert torch.equal(want, got), name
+
+
+class WholeVideoItems(torch.utils.data.Dataset):
+    """The dataset seen only through `__getitem__` (no `views`): the whole-video path."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[i]
+
+
+class CrashAfter(TopLeftPixel):
+    """TopLeftPixel that counts forward calls and raises at call `crash_at` (a killed run)."""
+
+    def __init__(self, crash_at: int | None = None):
+        super().__init__()
+        self.calls, self.crash_at = 0, crash_at
+
+    def forward_snippets(self, x):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return super().forward_snippets(x)
+
+
+def test_views_are_read_a_forward_batch_at_a_time_with_the_same_scores(tmp_path):
+    recs = [write_video(tmp_path / f"v_{k}", 8 + k) for k in range(2)]
+    proto = Protocol(num_frames=5, num_crops=10)
+    ds = build_test_dataset(recs, "rgb", proto, None)
+    assert ds.views(1, slice(2, 4)).shape == (20, 3, 224, 224)
+    assert torch.equal(ds.views(1, slice(2, 4)), ds[1][0][20:40])
+    model = CrashAfter()
+    chunked = evaluate(model, ds, ["a", "b"], torch.device("cpu"), proto, batch_snippets=20,
+                       keep_full=True, progress=False)
+    assert model.calls == 2 * 3  # 5 frames in items of 2, 2, 1 per video
+    whole = evaluate(TopLeftPixel(), WholeVideoItems(ds), ["a", "b"], torch.device("cpu"),
+                     proto, batch_snippets=20, keep_full=True, progress=False)
+    np.testing.assert_array_equal(chunked.full, whole.full)
+    np.testing.assert_array_equal(chunked.scores, whole.scores)
+
+
+def test_an_interrupted_test_resumes_without_rerunning_finished_videos(tmp_path):
+    recs = [write_video(tmp_path / f"v_{k}", 6 + k) for k in range(4)]
+    ids = [f"v_{k}" for k in range(4)]
+    proto = Protocol(num_frames=2, num_crops=10, weights="ckpt")
+    ds = build_test_dataset(recs, "rgb", proto, None)
+    cpu = torch.device("cpu")
+    reference = evaluate(TopLeftPixel(), ds, ids, cpu, proto, batch_snippets=10, keep_full=True,
+                         progress=False)
+    partial = tmp_path / "s.partial.npz"
+    crashing = CrashAfter(crash_at=6)  # 2 forwards per video: dies inside the third video
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        evaluate(crashing, ds, ids, cpu, proto, batch_snippets=10, keep_full=True,
+                 progress=False, partial=partial, save_every_s=1e9)
+    assert load_scores(partial).video_ids == ("v_0", "v_1")  # saved on the way out
+    resumed_model = CrashAfter()
+    resumed = evaluate(resumed_model, ds, ids, cpu, proto, batch_snippets=10, keep_full=True,
+                       progress=False, partial=partial)
+    assert resumed_model.calls == 2 * 2  # only v_2 and v_3 ran
+    np.testing.assert_array_equal(resumed.full, reference.full)
+    np.testing.assert_array_equal(resumed.scores, reference.scores)
+    assert resumed.labels.tolist() == reference.labels.tolist()
+    other = Protocol(num_frames=2, num_crops=10, weights="another-ckpt")
+    with pytest.raises(ValueError, match="partial scores of another test.*--restart"):
+        evaluate(TopLeftPixel(), ds, ids, cpu, other, keep_full=True, progress=False,
+                 partial=partial)
+
+
+def test_partial_file_is_saved_periodically(tmp_path):
+    recs = [write_video(tmp_path / f"v_{k}", 6) for k in range(3)]
+    proto = Protocol(num_frames=2, num_crops=1)
+    ds = build_test_dataset(recs, "rgb", proto, None)
+    partial = tmp_path / "p.partial.npz"
+    with pytest.raises(RuntimeError):  # save_every_s=0: saved after every video
+        evaluate(CrashAfter(crash_at=3), ds, ["a", "b", "c"], torch.device("cpu"), proto,
+                 progress=False, partial=partial, save_every_s=0)
+    assert load_scores(partial).video_ids == ("a", "b")

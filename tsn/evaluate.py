@@ -6,14 +6,20 @@ batch in TEST phase (BN uses stored statistics, dropout is identity); raw `fc-ac
 averaged over crops (mean, or max with crop_agg=max), then over frames, with no softmax. The
 optional `segment_centre` sampling takes K frames at the segment centres instead (the
 train_val TEST phase). The metric is mean class accuracy; overall top-1 is reported beside it.
+
+A long test resumes: finished videos are kept in `<out>.partial.npz` (rewritten atomically
+every minute and on an error), and a rerun of the same test skips them (`--restart` does not).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tsn.scores import Protocol, VideoScores, aggregate
+from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
 log = logging.getLogger(__name__)
 
@@ -51,37 +57,156 @@ def snippet_forward(model: nn.Module):
     return one_segment
 
 
+class _FrameChunks(torch.utils.data.Dataset):
+    """Items (video index, first frame, stop frame, frames of the video, views, label): a few
+    test frames of one video at a time, from a dataset with `ticks(i)` and `views(i, frames)`
+    (TSNTestDataset), so that a loader item stays one forward batch in size."""
+
+    def __init__(self, dataset, videos: Sequence[int], frames_per_item: int) -> None:
+        self.dataset = dataset
+        self.items = []
+        for i in videos:
+            n = len(dataset.ticks(i))
+            self.items += [(i, start, min(n, start + frames_per_item), n)
+                           for start in range(0, n, frames_per_item)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        i, start, stop, n = self.items[k]
+        views = self.dataset.views(i, slice(start, stop))
+        return i, start, stop, n, views, self.dataset.records[i].label
+
+
+class _WholeVideos(torch.utils.data.Dataset):
+    """The same items from any dataset whose item is (all views of a video, label)."""
+
+    def __init__(self, dataset, videos: Sequence[int]) -> None:
+        self.dataset, self.videos = dataset, list(videos)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, k: int):
+        i = self.videos[k]
+        views, label = self.dataset[i]
+        return i, 0, 1, 1, views, label
+
+
+def _video_logits(forward, dataset, videos: Sequence[int], device: torch.device,
+                  batch_snippets: int, crops: int, num_workers: int):
+    """Yield (video index, label, (views, classes) logits) for `videos`, in order."""
+    if hasattr(dataset, "views") and hasattr(dataset, "ticks"):
+        source = _FrameChunks(dataset, videos, max(1, batch_snippets // crops))
+    else:
+        source = _WholeVideos(dataset, videos)
+    loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False,
+                                         num_workers=num_workers)
+    pieces: list[torch.Tensor] = []
+    for i, start, stop, n, views, label in loader:
+        if start == 0:
+            pieces = []
+        pieces += [forward(chunk.to(device, non_blocking=True)).float().cpu()
+                   for chunk in views.split(batch_snippets)]
+        if stop == n:
+            yield int(i), int(label), torch.cat(pieces)
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where `tsn test` keeps the scores of finished videos while it runs (resume point)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".partial.npz")
+
+
+def _fingerprint(video_ids: Sequence[str], protocol: Protocol, keep_full: bool) -> str:
+    """What a partial score file must match to be resumed: protocol (less `extra`, which
+    holds a date), the whole video list, and whether full logits are kept."""
+    fields = dataclasses.asdict(protocol)
+    fields.pop("extra")
+    blob = json.dumps({"protocol": fields, "videos": list(video_ids), "keep_full": keep_full},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_partial(path: Path, done: dict, video_ids: Sequence[str], protocol: Protocol,
+                  fingerprint: str) -> None:
+    order = sorted(done)
+    fulls = [done[i][2] for i in order]
+    vs = VideoScores(tuple(video_ids[i] for i in order),
+                     np.asarray([done[i][0] for i in order], np.int64),
+                     np.stack([done[i][1] for i in order]),
+                     dataclasses.replace(protocol, extra={"partial_of": fingerprint}),
+                     np.stack(fulls) if fulls and fulls[0] is not None else None)
+    save_scores(path, vs)
+
+
+def _load_partial(path: Path, video_ids: Sequence[str], fingerprint: str) -> dict:
+    vs = load_scores(path)
+    if vs.protocol.extra.get("partial_of") != fingerprint:
+        raise ValueError(f"{path}: partial scores of another test (other checkpoint, list, "
+                         "protocol or code); delete it or pass --restart")
+    index = {v: i for i, v in enumerate(video_ids)}
+    return {index[v]: (int(vs.labels[k]), vs.scores[k],
+                       None if vs.full is None else vs.full[k])
+            for k, v in enumerate(vs.video_ids)}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.device,
              protocol: Protocol, batch_snippets: int = 50, num_workers: int = 0,
-             keep_full: bool = False, progress: bool = True) -> VideoScores:
+             keep_full: bool = False, progress: bool = True, partial: str | Path | None = None,
+             save_every_s: float = 60.0) -> VideoScores:
     """Per-video averaged raw logits of `model` over `dataset` (one item per video).
 
     `dataset[i]` is `(views (frames*crops, L*C, H, W), label)`, frame-major crop-minor, as
-    tsn.data.dataset.TSNTestDataset returns it. Views are run `batch_snippets` at a time.
+    tsn.data.dataset.TSNTestDataset returns it; a dataset that also has `views(i, frames)`
+    is read a forward batch at a time (memory). Views are run `batch_snippets` at a time.
+
+    `partial`: a score file that holds the finished videos, rewritten (atomically) at most
+    every `save_every_s` seconds and when the loop stops on an error; an existing one of the
+    same test is resumed (its videos are not run again), one of another test is refused.
+    The caller deletes it once the final scores are saved.
     """
     if len(video_ids) != len(dataset):
         raise ValueError(f"{len(video_ids)} video ids for a dataset of {len(dataset)} videos")
     frames, crops = protocol.num_frames, protocol.num_crops
     model.eval()  # TEST phase: stored BN statistics, no dropout
     forward = snippet_forward(model)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False,
-                                         num_workers=num_workers)
-    scores, labels, fulls = [], [], []
-    for i, (views, label) in enumerate(tqdm(loader, total=len(dataset), desc="test",
-                                            disable=not progress, unit="video")):
-        if views.shape[0] != frames * crops:
-            raise ValueError(f"video {video_ids[i]}: dataset gave {views.shape[0]} views, "
-                             f"protocol {protocol.label} needs {frames * crops}")
-        logits = torch.cat([forward(chunk.to(device, non_blocking=True)).float().cpu()
-                            for chunk in views.split(batch_snippets)])
-        full = logits.reshape(frames, crops, -1).numpy()  # frame-major, crop-minor
-        scores.append(aggregate(full, protocol.crop_agg))
-        labels.append(int(label))
-        if keep_full:
-            fulls.append(full)
-    return VideoScores(tuple(video_ids), np.asarray(labels, dtype=np.int64),
-                       np.stack(scores), protocol, np.stack(fulls) if keep_full else None)
+    fingerprint = _fingerprint(video_ids, protocol, keep_full)
+    partial = Path(partial) if partial is not None else None
+    done: dict[int, tuple] = {}  # video index -> (label, scores (C,), full or None)
+    if partial is not None and partial.exists():
+        done = _load_partial(partial, video_ids, fingerprint)
+        log.info("resuming from %s: %d of %d videos already scored", partial, len(done),
+                 len(video_ids))
+    todo = [i for i in range(len(dataset)) if i not in done]
+    bar = tqdm(total=len(dataset), initial=len(done), desc="test", disable=not progress,
+               unit="video")
+    last_save, unsaved = time.monotonic(), 0
+    try:
+        for i, label, logits in _video_logits(forward, dataset, todo, device, batch_snippets,
+                                              crops, num_workers):
+            if logits.shape[0] != frames * crops:
+                raise ValueError(f"video {video_ids[i]}: dataset gave {logits.shape[0]} views, "
+                                 f"protocol {protocol.label} needs {frames * crops}")
+            full = logits.reshape(frames, crops, -1).numpy()  # frame-major, crop-minor
+            done[i] = (label, aggregate(full, protocol.crop_agg), full if keep_full else None)
+            unsaved += 1
+            bar.update()
+            if partial is not None and time.monotonic() - last_save >= save_every_s:
+                _save_partial(partial, done, video_ids, protocol, fingerprint)
+                last_save, unsaved = time.monotonic(), 0
+    except BaseException:
+        if partial is not None and unsaved:
+            _save_partial(partial, done, video_ids, protocol, fingerprint)
+        raise
+    finally:
+        bar.close()
+    order = range(len(dataset))
+    return VideoScores(tuple(video_ids), np.asarray([done[i][0] for i in order], np.int64),
+                       np.stack([done[i][1] for i in order]), protocol,
+                       np.stack([done[i][2] for i in order]) if keep_full else None)
 
 
 def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None, device: torch.device):
@@ -95,8 +220,6 @@ def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None, device
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir}: no config.json; pass the folder written by "
                                 "`tsn train`")
-    import json
-
     exp = from_resolved(json.loads(cfg_path.read_text()), str(cfg_path))
     ckpt = Path(checkpoint_path) if checkpoint_path else checkpoint.latest(run_dir / "checkpoints")
     if ckpt is None:
@@ -150,6 +273,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save the (frames, crops, C) logits of every video")
     parser.add_argument("--dataset", default="", help="dataset name recorded in the file")
     parser.add_argument("--split", type=int, default=0, help="split recorded in the file")
+    parser.add_argument("--restart", action="store_true",
+                        help="ignore the scores of an interrupted run (<out>.partial.npz) "
+                        "instead of resuming from them")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +284,6 @@ def run(args: argparse.Namespace) -> int:
     from tsn.data.video_list import read_file_list
     from tsn.metrics import confusion_matrix, mean_class_accuracy, video_top1
     from tsn.report import git_commit, run_record, write_confusion_png
-    from tsn.scores import save_scores
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -178,12 +303,17 @@ def run(args: argparse.Namespace) -> int:
         dataset = build_test_dataset(records, exp.model.modality, protocol,
                                      exp.model.new_length)
         ids = [Path(r.path).name for r in records]
+        out = Path(args.out or Path(args.run_dir) / "scores.npz")
+        partial = partial_path(out)
+        if args.restart:
+            partial.unlink(missing_ok=True)
         vs = evaluate(model, dataset, ids, device, protocol, args.batch, args.workers,
-                      args.keep_full)
+                      args.keep_full, partial=partial)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
-    out = save_scores(args.out or Path(args.run_dir) / "scores.npz", vs)
+    save_scores(out, vs)
+    partial.unlink(missing_ok=True)  # the final file holds everything now
     cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
     png = write_confusion_png(out.with_suffix(".confusion.png"), cm,
                               f"{exp.model.modality} {protocol.label}")

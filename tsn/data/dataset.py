@@ -278,9 +278,15 @@ class TSNTestDataset(Dataset):
         return sampling.eval_ticks(self.records[index].num_frames, self.window, self.num_frames)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.views(index), self.records[index].label
+
+    def views(self, index: int, frames: slice = slice(None)) -> torch.Tensor:
+        """The views of test frames `frames` (a slice of `ticks(index)`) of video `index`:
+        (len(frames) * crops, L*C, 224, 224), frame-major. tsn test asks for a few frames at a
+        time: the 25 x 10 views of one flow video are ~500 MB of float32 at once."""
         record = self.records[index]
         views = []
-        for tick in self.ticks(index):
+        for tick in self.ticks(index)[frames]:
             stack = read_snippets(record, self.mod, [tick], self.window, clamp=True)
             if stack.shape[:2] != transforms.EVAL_SIZE[::-1]:
                 stack = cv2.resize(stack, transforms.EVAL_SIZE, interpolation=cv2.INTER_LINEAR)
@@ -289,7 +295,7 @@ class TSNTestDataset(Dataset):
                                                     num_crops=self.crops):
                 views.append(finish(transforms.apply_crop(stack, crop, self.mod.is_flow),
                                     self.mod, 1, self.window))
-        return torch.from_numpy(np.stack(views)), record.label
+        return torch.from_numpy(np.stack(views))
 
 
 def worker_init_fn(worker_id: int) -> None:
