@@ -85,9 +85,9 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
                      split: int) -> list[str]:
     """Resolved key=value list of one stream: base, then row delta, then profile, then data."""
     lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
-    # data.dataset names the solver preset family; the synthetic frames use UCF101's (the
-    # engine's "synthetic" means its in-memory clips, not frame folders)
-    family = "hmdb51" if ctx.data == "hmdb51" else "ucf101"
+    # DATA=synthetic trains on `tsn synth` frame folders: data.dataset=synth (UCF101's format
+    # and solver presets), so config.json and run.json say what the data really was
+    family = "synth" if ctx.data == "synthetic" else ctx.data
     ordered = [*base, f"model.modality={stream.model_modality}", *stream.delta,
                *ctx.profile.overrides(stream.model_modality), f"data.dataset={family}",
                f"data.train_list={lists.train.resolve()}", f"data.split={split}",

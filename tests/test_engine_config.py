@@ -125,3 +125,14 @@ def test_cli_takes_overrides_before_or_after_the_options(monkeypatch):
         cli.main(["train", "c.toml", "--bogus"])
     with pytest.raises(SystemExit):  # and commands without trailing values refuse extras
         cli.main(["fuse", "x", "y", "--bogus"])
+
+
+def test_dataset_names_and_the_renamed_synthetic():
+    synth = load_experiment(None, ["data.dataset=synth", "model.modality=flow"])
+    ucf = load_experiment(None, ["data.dataset=ucf101", "model.modality=flow"])
+    assert synth.solver == ucf.solver  # tsn synth frames train with UCF101's presets
+    assert load_experiment(None, ["data.dataset=clips"]).data.dataset == "clips"
+    with pytest.raises(ConfigError, match="renamed: 'clips' .*'synth'"):
+        load_experiment(None, ["data.dataset=synthetic"])
+    with pytest.raises(ConfigError, match="data.dataset 'kinetics'"):
+        load_experiment(None, ["data.dataset=kinetics"])

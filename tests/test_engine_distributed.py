@@ -43,7 +43,7 @@ num_classes = 4
 dropout = 0.0
 
 [data]
-dataset = "synthetic"
+dataset = "clips"
 synthetic_size = 32
 num_workers = 0
 synthetic_delay_s = {delay}
@@ -107,7 +107,7 @@ def _assert_params_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys() and len(a) == 10  # conv1, bn1, conv2, bn2, fc: weight + bias
     torch.manual_seed(4)  # the runs' seed: rebuild the initial weights
     init = build_model(load_experiment(None, ["model.arch=tiny", "model.num_classes=4",
-                                              "data.dataset=synthetic"]))[0].state_dict()
+                                              "data.dataset=clips"]))[0].state_dict()
     assert not torch.equal(a["conv1.weight"], init["conv1.weight"]), "nothing was trained"
     for key in a:
         err = (a[key] - b[key]).abs().max().item()

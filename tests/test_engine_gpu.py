@@ -12,10 +12,10 @@ from tsn.engine.train import train
 pytestmark = pytest.mark.gpu
 
 BASE = [
-    "model.arch=tiny", "model.num_classes=4", "data.dataset=synthetic", "data.num_workers=0",
+    "model.arch=tiny", "model.num_classes=4", "data.dataset=clips", "data.num_workers=0",
     "data.synthetic_size=32", "solver.batch_per_process=4", "solver.effective_batch=8",
     "solver.base_lr=0.05", "solver.stepsize=5", "seed=2", "checkpoint_every=3",
-    "test.val_list=synthetic", "test.interval=3",
+    "test.val_list=clips", "test.interval=3",
 ]
 
 

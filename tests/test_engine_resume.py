@@ -39,13 +39,13 @@ num_classes = 4
 dropout = 0.5
 
 [data]
-dataset = "synthetic"
+dataset = "clips"
 synthetic_size = 32
 num_workers = 0
 synthetic_delay_s = {delay}
 
 [test]
-val_list = "synthetic"
+val_list = "clips"
 interval = 4
 batch_size = 8
 

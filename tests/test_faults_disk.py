@@ -93,7 +93,7 @@ display = 1
 arch = "tiny"
 num_classes = 4
 [data]
-dataset = "synthetic"
+dataset = "clips"
 synthetic_size = 16
 num_workers = 0
 [solver]

@@ -44,7 +44,7 @@ num_classes = 4
 dropout = 0.5
 
 [data]
-dataset = "synthetic"
+dataset = "clips"
 synthetic_size = 24
 num_workers = 0
 synthetic_delay_s = {delay}

@@ -70,6 +70,7 @@ def test_rows_are_deltas_and_shared_runs_hash_equal(tmp_path):
     assert run_key(t2) == run_key(t3)  # Table 2 RGB = Table 3 Average spatial: one run
     flow = stream_overrides(table2.FLOW, table2.BASE, ctx, 1)
     assert "model.init=cross_modality" in flow and "model.init=imagenet" not in flow
+    assert "data.dataset=synth" in flow  # the run records the synthetic frames, not ucf101
     assert "model.consensus=max" in stream_overrides(
         table3.ROWS["Max"].cells[0].streams[0], table3.BASE, ctx, 1)
     full = Context("synthetic", get_profile("full"), tmp_path, tmp_path / "runs")

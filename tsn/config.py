@@ -36,6 +36,7 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
 
 
 MODALITIES = ("rgb", "flow", "warped_flow", "rgb_diff")
+DATASETS = ("ucf101", "hmdb51", "synth", "clips")  # data.dataset values (DataCfg)
 
 
 class ConfigError(ValueError):
@@ -58,11 +59,21 @@ class ModelCfg:
     init_weights: str = ""  # converted ImageNet .pt (python -m prototxt_port convert); "" = none
 
 
+def check_dataset(name: str, where: str = "") -> None:
+    """data.dataset must be one of DATASETS; the pre-rename 'synthetic' gets a pointer."""
+    if name not in DATASETS:
+        hint = (" (renamed: 'clips' for the in-memory smoke data, 'synth' for `tsn synth` "
+                "frame folders)") if name == "synthetic" else ""
+        raise ConfigError(f"{where}data.dataset {name!r}: use one of {DATASETS}{hint}")
+
+
 @dataclass(frozen=True)
 class DataCfg:
     """Where the training videos come from and how they are loaded."""
 
-    dataset: str = "ucf101"  # "ucf101" | "hmdb51" | "synthetic" (in-memory smoke data)
+    # "ucf101" | "hmdb51" | "synth" (`tsn synth` frame folders: UCF101's format and solver
+    # presets) | "clips" (in-memory smoke tensors, tsn.engine.smoke; no files)
+    dataset: str = "ucf101"
     split: int = 1  # official split 1-3
     train_list: str = ""  # file list "path num_frames label" (spec 7.1)
     root: str = ""  # frame folder root prepended to list paths
@@ -99,7 +110,7 @@ class SolverCfg:
 class TestCfg:
     """Validation during training: Caffe's TEST phase (tsn.engine.validate); `tsn test` is apart."""
 
-    val_list: str = ""  # validation list file; "" = none; "synthetic" with data.dataset=synthetic
+    val_list: str = ""  # validation list file; "" = none; "clips" with data.dataset=clips
     interval: int = 500  # Caffe test_interval (500; UCF101 flow 1000)
     initialization: bool = True  # Caffe test_initialization: validate before iteration 0
     batch_size: int = 8  # videos per validation forward (K segment-centre snippets each)
@@ -128,6 +139,7 @@ class Experiment:
         """Check invariants that the type system cannot express."""
         if self.model.modality not in MODALITIES:
             raise ConfigError(f"model.modality {self.model.modality!r}: use one of {MODALITIES}")
+        check_dataset(self.data.dataset)
         if self.model.partial_bn not in ("release", "paper", "none", "all"):
             raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
         if self.solver.lr_policy not in schedule.POLICIES:
@@ -272,8 +284,10 @@ def build_experiment(values: dict[str, object], source: str = "config") -> Exper
     data = DataCfg(**sections["data"])
     solver_fields = dict(sections["solver"])
     preset_name = solver_fields.get("preset", SolverCfg.preset)
+    check_dataset(data.dataset, f"{source}: ")
     if preset_name != "custom":
-        dataset = "ucf101" if data.dataset == "synthetic" else data.dataset
+        # the synthetic sets are shaped like UCF101 and train with its schedules
+        dataset = "ucf101" if data.dataset in ("synth", "clips") else data.dataset
         try:
             base = schedule.preset(preset_name, dataset, model.modality)
         except ValueError as err:

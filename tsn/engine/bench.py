@@ -83,7 +83,7 @@ def bench_optimizer(model, modality: str, device, repeats: int) -> dict:
 def bench_iteration(args, device) -> dict:
     """Seconds per iteration: engine (train()) vs a bare loop on the same model and batch."""
     overrides = [
-        f"model.arch={args.arch}", "data.dataset=synthetic", f"device={device.type}",
+        f"model.arch={args.arch}", "data.dataset=clips", f"device={device.type}",
         f"data.synthetic_shape=[3,{args.size},{args.size}]", "model.init=scratch",
         f"data.synthetic_size={args.batch * (args.iters + 2)}", f"data.num_workers={args.workers}",
         f"solver.batch_per_process={args.batch}", f"solver.effective_batch={args.batch}",
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = select_device(args.device, 0)
     torch.manual_seed(0)
-    exp = load_experiment(None, [f"model.arch={args.arch}", "data.dataset=synthetic",
+    exp = load_experiment(None, [f"model.arch={args.arch}", "data.dataset=clips",
                                  "model.init=scratch", "model.modality=flow"])
     model, _ = build_model(exp)
     result = {

@@ -2,7 +2,7 @@
 
 They exercise the whole training engine (segments, consensus, partial BN, dropout, Caffe
 multipliers, checkpoints, several processes) in seconds on a CPU, with no video data.
-Selected by `model.arch=tiny` and `data.dataset=synthetic`.
+Selected by `model.arch=tiny` and `data.dataset=clips`.
 """
 
 from __future__ import annotations

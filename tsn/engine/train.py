@@ -106,16 +106,16 @@ def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
 def build_dataset(exp: Experiment, phase: str = "train"):
     """(dataset, worker_init_fn) of a phase: "train" (data.train_list) or "val" (test.val_list).
 
-    Synthetic data: the validation set is the same classes drawn in a held-out "epoch".
+    In-memory clips: the validation set is the same classes drawn in a held-out "epoch".
     Real data: TSNDataset in Caffe's TRAIN phase (random offsets, multi-scale crops, mirror)
     or TEST phase (segment-centre snippets, centre crop).
     """
     d, m = exp.data, exp.model
     length = default_new_length(m.modality, m.new_length)
     train = phase == "train"
-    if d.dataset == "synthetic":
-        if not train and exp.test.val_list != "synthetic":
-            raise config_mod.ConfigError("with data.dataset=synthetic set test.val_list=synthetic")
+    if d.dataset == "clips":
+        if not train and exp.test.val_list != "clips":
+            raise config_mod.ConfigError("with data.dataset=clips set test.val_list=clips")
         clips = SyntheticClips(
             d.synthetic_size, m.num_segments, length, d.synthetic_shape, m.num_classes,
             exp.seed, d.synthetic_delay_s,
