@@ -20,6 +20,7 @@ from reproduce.base import Context, Row
 from reproduce.paper import PAPER_CSV, load_paper
 from reproduce.profiles import PROFILES, get_profile
 from tsn import report
+from tsn.engine.precision import PRECISIONS
 
 log = logging.getLogger("reproduce")
 TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fusion")
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="report name (default TARGET[-data-profile])")
     p.add_argument("--schedule", choices=("released", "paper"), default=None,
                    help="solver preset for the full profile (default: released)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32 (default: the release's float32), or the faster tf32 / bf16 "
+                   "(deviations; the run hash and every report name them)")
     p.add_argument("--init-weights", action="append", default=[], metavar="ARCH=PATH",
                    help="converted ImageNet weights per backbone (needed by the full profile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:
         weights = dict(_pair(w, "--init-weights") for w in args.init_weights)
-        extra = [*(["solver.preset=" + args.schedule] if args.schedule else []), *args.set]
+        extra = [*(["solver.preset=" + args.schedule] if args.schedule else []),
+                 *([f"precision={args.precision}"] if args.precision else []), *args.set]
         for pair in extra:
             _pair(pair, "--set")
         if args.schedule and profile.name != "full":

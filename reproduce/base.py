@@ -156,10 +156,12 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
         log.info("reusing score file %s", scores)
         return scores
     lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
+    trained = json.loads((run_dir / "config.json").read_text())
     args = ["test", str(run_dir), "--list", str(lists.test), "--frames", str(prof.test_frames),
             "--crops", str(prof.test_crops), "--out", str(scores), "--dataset", ctx.data,
             "--split", str(split), "--batch", str(prof.test_batch),
-            "--workers", str(prof.test_workers)]
+            "--workers", str(prof.test_workers),
+            "--precision", trained.get("precision", "fp32")]  # tested as it was trained
     if tsn(args) != 0:
         raise RuntimeError(f"testing failed: tsn {' '.join(args)}")
     return scores
@@ -176,7 +178,7 @@ def _protocol_fields(run_dir: Path) -> dict:
     return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
             "batch": s["effective_batch"], "init": init, "arch": m["arch"],
             "partial_bn": m["partial_bn"], "segments": m["num_segments"],
-            "consensus": m["consensus"]}
+            "consensus": m["consensus"], "precision": cfg.get("precision", "fp32")}
 
 
 def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:

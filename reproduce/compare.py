@@ -20,11 +20,12 @@ from tsn import report
 # and for each row the protocol that produced it.
 CSV_COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "value", "paper_value",
                "delta", "within_tolerance", "top1", "protocol", "schedule", "batch", "init",
-               "arch", "segments", "consensus", "partial_bn", "profile", "scores", "commit",
+               "arch", "segments", "consensus", "partial_bn", "precision", "profile", "scores",
+               "commit",
                "device", "torch", "date")
 MD_COLUMNS = ("table", "row", "column", "value", "paper_value", "delta", "within_tolerance", "top1",
               "protocol", "schedule", "batch", "init", "arch", "segments", "partial_bn",
-              "dataset", "split", "profile", "commit")
+              "precision", "dataset", "split", "profile", "commit")
 SYNTHETIC_CLASSES = ("The synthetic classes come in pairs that need one cue each (tsn.data.synth): "
                      "colour (RGB), object motion (flow), object motion under a camera pan "
                      "(warped flow) and the order of two shapes (no stream with average "
@@ -108,7 +109,9 @@ def write_table_report(name: str, rows: Sequence[dict], out_dir: str | Path,
                        "frames x crops and crop aggregation; schedule: solver preset (released "
                        "= the Caffe release's solver, paper = the paper's text, custom = a reduced "
                        "profile); partial_bn: release (BN statistics and affine frozen after the "
-                       "first BN), paper (statistics only) or none; init: what was loaded."],
+                       "first BN), paper (statistics only) or none; init: what was loaded; "
+                       "precision: fp32 = IEEE float32 as the release, tf32 / bf16 = faster "
+                       "deviations (tsn/engine/precision.py)."],
         record=record, image=paths["png"].name)
     return paths
 

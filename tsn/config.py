@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tsn.engine import schedule
+from tsn.engine.precision import PRECISIONS
 
 try:  # Python >= 3.11; on 3.10 config files must be JSON
     import tomllib
@@ -127,6 +128,9 @@ class Experiment:
     test: TestCfg = field(default_factory=TestCfg)
     seed: int = 0  # seeds data order (with the epoch), dropout (with the rank) and init
     deterministic: bool = True  # torch.use_deterministic_algorithms + fixed threads
+    # "fp32" (the release: IEEE float32, TF32 off) | "tf32" | "bf16" (autocast); see
+    # tsn/engine/precision.py: the faster two are deviations and reports name them
+    precision: str = "fp32"
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available) | "cpu" | "cuda"
     run_root: str = "runs"  # run folders are <run_root>/<name>
@@ -140,6 +144,9 @@ class Experiment:
         if self.model.modality not in MODALITIES:
             raise ConfigError(f"model.modality {self.model.modality!r}: use one of {MODALITIES}")
         check_dataset(self.data.dataset)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: use one of {PRECISIONS} "
+                              "(fp32 = the release)")
         if self.model.partial_bn not in ("release", "paper", "none", "all"):
             raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
         if self.solver.lr_policy not in schedule.POLICIES:

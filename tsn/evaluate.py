@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tsn.engine.precision import PRECISIONS, autocast, precision_note, set_float32_mode
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class _WholeVideos(torch.utils.data.Dataset):
 
 
 def _video_logits(forward, dataset, videos: Sequence[int], device: torch.device,
-                  batch_snippets: int, crops: int, num_workers: int):
+                  batch_snippets: int, crops: int, num_workers: int, forward_context):
     """Yield (video index, label, (views, classes) logits) for `videos`, in order."""
     if hasattr(dataset, "views") and hasattr(dataset, "ticks"):
         source = _FrameChunks(dataset, videos, max(1, batch_snippets // crops))
@@ -107,8 +108,9 @@ def _video_logits(forward, dataset, videos: Sequence[int], device: torch.device,
     for i, start, stop, n, views, label in loader:
         if start == 0:
             pieces = []
-        pieces += [forward(chunk.to(device, non_blocking=True)).float().cpu()
-                   for chunk in views.split(batch_snippets)]
+        with forward_context:
+            pieces += [forward(chunk.to(device, non_blocking=True)).float().cpu()
+                       for chunk in views.split(batch_snippets)]
         if stop == n:
             yield int(i), int(label), torch.cat(pieces)
 
@@ -156,7 +158,7 @@ def _load_partial(path: Path, video_ids: Sequence[str], fingerprint: str) -> dic
 def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.device,
              protocol: Protocol, batch_snippets: int = 50, num_workers: int = 0,
              keep_full: bool = False, progress: bool = True, partial: str | Path | None = None,
-             save_every_s: float = 60.0) -> VideoScores:
+             save_every_s: float = 60.0, precision: str = "fp32") -> VideoScores:
     """Per-video averaged raw logits of `model` over `dataset` (one item per video).
 
     `dataset[i]` is `(views (frames*crops, L*C, H, W), label)`, frame-major crop-minor, as
@@ -167,6 +169,9 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
     every `save_every_s` seconds and when the loop stops on an error; an existing one of the
     same test is resumed (its videos are not run again), one of another test is refused.
     The caller deletes it once the final scores are saved.
+
+    `precision` (tsn.engine.precision): "fp32" is the release's float32 (the caller sets the
+    process-wide float32 mode, see `run`); "bf16" runs the forward under autocast.
     """
     if len(video_ids) != len(dataset):
         raise ValueError(f"{len(video_ids)} video ids for a dataset of {len(dataset)} videos")
@@ -185,8 +190,9 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
                unit="video")
     last_save, unsaved = time.monotonic(), 0
     try:
+        context = autocast(precision, device)
         for i, label, logits in _video_logits(forward, dataset, todo, device, batch_snippets,
-                                              crops, num_workers):
+                                              crops, num_workers, context):
             if logits.shape[0] != frames * crops:
                 raise ValueError(f"video {video_ids[i]}: dataset gave {logits.shape[0]} views, "
                                  f"protocol {protocol.label} needs {frames * crops}")
@@ -273,6 +279,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save the (frames, crops, C) logits of every video")
     parser.add_argument("--dataset", default="", help="dataset name recorded in the file")
     parser.add_argument("--split", type=int, default=0, help="split recorded in the file")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32: IEEE float32 as the release (default); tf32 / bf16: faster "
+                        "deviations, recorded in the score file")
     parser.add_argument("--restart", action="store_true",
                         help="ignore the scores of an interrupted run (<out>.partial.npz) "
                         "instead of resuming from them")
@@ -296,10 +305,10 @@ def run(args: argparse.Namespace) -> int:
                             num_crops=args.crops, crop_agg=args.crop_agg,
                             frame_sampling=args.sampling, weights=str(ckpt),
                             dataset=args.dataset or exp.data.dataset, split=args.split,
-                            commit=git_commit(),
+                            commit=git_commit(), note=precision_note(args.precision),
                             # the run record: training config, versions, hardware, seed
                             extra={"record": run_record(to_dict(exp), exp.seed),
-                                   "list": str(args.list)})
+                                   "list": str(args.list), "precision": args.precision})
         dataset = build_test_dataset(records, exp.model.modality, protocol,
                                      exp.model.new_length)
         ids = [Path(r.path).name for r in records]
@@ -307,8 +316,9 @@ def run(args: argparse.Namespace) -> int:
         partial = partial_path(out)
         if args.restart:
             partial.unlink(missing_ok=True)
+        set_float32_mode(args.precision)
         vs = evaluate(model, dataset, ids, device, protocol, args.batch, args.workers,
-                      args.keep_full, partial=partial)
+                      args.keep_full, partial=partial, precision=args.precision)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2

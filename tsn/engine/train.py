@@ -27,7 +27,7 @@ from tsn import config as config_mod
 from tsn import report
 from tsn.config import Experiment
 from tsn.data import jpeg
-from tsn.engine import checkpoint, distributed
+from tsn.engine import checkpoint, distributed, precision
 from tsn.engine.optim import CaffeSGD, param_specs
 from tsn.engine.runlog import RunFolder
 from tsn.engine.schedule import lr_at
@@ -73,13 +73,15 @@ def select_device(name: str, local_rank: int) -> torch.device:
 
 
 def set_determinism(exp: Experiment) -> None:
-    """Deterministic kernels and a fixed thread count (resume gives identical weights)."""
+    """Deterministic kernels, a fixed thread count (resume gives identical weights) and the
+    float32 mode of `exp.precision` (IEEE float32 unless asked otherwise)."""
     if exp.threads > 0:
         torch.set_num_threads(exp.threads)
     if exp.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by cuBLAS
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    precision.set_float32_mode(exp.precision)  # PyTorch's default is TF32 convolutions
 
 
 def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
@@ -275,17 +277,20 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
     last_ckpt, loss_value = found, float("nan")
     bar = tqdm(range(start_iter, exp.solver.max_iter), initial=start_iter,
                total=exp.solver.max_iter, disable=not info.is_main or None, desc="train")
+    forward_context = precision.autocast(exp.precision, device)  # bf16 or nothing
     for it in bar:
         if due(it):
-            _validate(exp, model, val, device, it, run, info.is_main)
+            with forward_context:
+                _validate(exp, model, val, device, it, run, info.is_main)
         t0 = time.perf_counter()
         lr = lr_at(exp.solver, it)
         losses, correct, seen = [], 0, 0
         for _ in range(iter_size):
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)  # SoftmaxWithLoss: mean over the batch
+            with forward_context:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)  # SoftmaxWithLoss: mean over the batch
             loss.backward()  # gradients of the sub-iterations accumulate (sum)
             losses.append(loss.detach())
             correct += (logits.detach().argmax(1) == y).sum()  # stays on device: no sync

@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from tsn.atomic import atomic_open
+from tsn.engine.precision import set_float32_mode
 from tsn.models import BACKBONES, build_tsn
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         log.error("--device %s asked for, but torch sees no CUDA device", args.device)
         return 2
+    set_float32_mode("fp32")  # IEEE float32, not PyTorch's default TF32 convolutions
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out.with_suffix(".log"))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from tsn.atomic import atomic_write_text
+from tsn.engine.precision import set_float32_mode
 from tsn.models import build_tsn
 
 
@@ -65,7 +66,7 @@ def run(videos: int, repeats: int) -> dict:
     rows = {}
     reference = None
     for mode in ("fp32", "tf32", "bf16", "fp16"):
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+        set_float32_mode("tf32" if mode == "tf32" else "fp32")
         model = copy.deepcopy(base)
         model.fc_weight_grad = lambda m=model: (
             next(p for n, p in m.named_parameters() if n.endswith("fc.weight"))
@@ -94,7 +95,7 @@ def run(videos: int, repeats: int) -> dict:
                 (grad - reference[1]).abs().max() / reference[1].abs().max()
             ),
         }
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    set_float32_mode("fp32")
     return {
         "what": "BN-Inception TSN (rgb, K=3) train step: forward+backward, fp32 vs AMP",
         "videos_per_step": videos,

@@ -52,7 +52,8 @@ class CaffeBatchNorm(nn.Module):
         y = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         with torch.no_grad():
             dims = [d for d in range(x.dim()) if d != 1]
-            var, mean = torch.var_mean(x.detach(), dim=dims, correction=0)
+            # float32 statistics also under bf16 autocast (no copy when x is float32)
+            var, mean = torch.var_mean(x.detach().float(), dim=dims, correction=0)
             # Caffe: running = momentum * running + (1 - momentum) * batch, biased variance.
             self.running_mean.mul_(self.momentum).add_(mean, alpha=1.0 - self.momentum)
             self.running_var.mul_(self.momentum).add_(var, alpha=1.0 - self.momentum)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from tsn.engine.precision import set_float32_mode
 from tsn.weights.errors import WeightsError
 from tsn.weights.fetch import converted_path, download_path
 from tsn.weights.manifest import Manifest, WeightEntry
@@ -109,6 +110,7 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
             log.info("%s: reusing %s", entry.name, score_file)
     if vs is None:
         device = torch.device(opts.device)
+        set_float32_mode("fp32")  # the release's float32 (PyTorch defaults to TF32 convs)
         model = build_model(weights, entry.modality, device)
         records = read_file_list(listing, num_classes=entry.num_classes)
         dataset = build_test_dataset(records, entry.modality, protocol, None)
