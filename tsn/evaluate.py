@@ -282,6 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32: IEEE float32 as the release (default); tf32 / bf16: faster "
                         "deviations, recorded in the score file")
+    parser.add_argument("--save-every-s", type=float, default=60.0,
+                        help="seconds between saves of the finished videos to <out>.partial.npz "
+                        "(the resume point; default 60)")
     parser.add_argument("--restart", action="store_true",
                         help="ignore the scores of an interrupted run (<out>.partial.npz) "
                         "instead of resuming from them")
@@ -318,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
             partial.unlink(missing_ok=True)
         set_float32_mode(args.precision)
         vs = evaluate(model, dataset, ids, device, protocol, args.batch, args.workers,
-                      args.keep_full, partial=partial, precision=args.precision)
+                      args.keep_full, partial=partial, save_every_s=args.save_every_s,
+                      precision=args.precision)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
