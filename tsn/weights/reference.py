@@ -69,7 +69,7 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
     """One reference model -> a result row (measured numbers or the reason it did not run)."""
     from prototxt_port.convert import load_weights
     from tsn.data.video_list import read_file_list
-    from tsn.evaluate import build_test_dataset, evaluate
+    from tsn.evaluate import build_test_dataset, evaluate, partial_path
     from tsn.metrics import mean_class_accuracy, video_top1
     from tsn.report import git_commit
     from tsn.scores import Protocol, ScoreFileError, load_scores, save_scores
@@ -115,8 +115,11 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
         records = read_file_list(listing, num_classes=entry.num_classes)
         dataset = build_test_dataset(records, entry.modality, protocol, None)
         ids = [Path(r.path).name for r in records]
-        vs = evaluate(model, dataset, ids, device, protocol, opts.batch, progress=opts.progress)
+        partial = partial_path(score_file)  # resumes an interrupted evaluation
+        vs = evaluate(model, dataset, ids, device, protocol, opts.batch, progress=opts.progress,
+                      partial=partial)
         save_scores(score_file, vs)
+        partial.unlink(missing_ok=True)
     return {**row, **_measured(vs, entry.expected_mca, mean_class_accuracy, video_top1),
             "status": f"ok ({score_file.name})"}
 
