@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsn.engine.optim import CaffeSGD, ParamSpec, param_specs
+from tsn.engine.optim import CLIP_MODES, CaffeSGD, ParamSpec, clip_decision, param_specs
 from tsn.engine.smoke import TinyTSN
 from tsn.models.bn_inception import BNInception
 
@@ -53,8 +53,8 @@ def test_caffe_momentum_equals_torch_sgd_until_an_lr_drop_then_differs():
     assert (caffe[-1] - torch_sgd[-1]).abs().max() > 1e-4
 
 
-def test_one_step_follows_the_caffe_rule_by_hand():
-    """clip the SUMMED gradient, then /iter_size, then decay, then h = lr*lr_mult*g + m*h."""
+def _one_hand_step(clip_mode: str):
+    """One step of a 2-blob problem (summed gradient of norm 50, iter_size 2, clip 10)."""
     w0 = np.array([1.0, -2.0, 3.0], dtype=np.float32)
     g_sum = np.array([30.0, 40.0, 0.0], dtype=np.float32)  # norm 50
     h0 = np.array([0.1, 0.2, 0.3], dtype=np.float32)
@@ -63,18 +63,73 @@ def test_one_step_follows_the_caffe_rule_by_hand():
     b.grad = torch.zeros(1)
     opt = CaffeSGD(
         [ParamSpec("w", w, 2.0, 1.0), ParamSpec("b", b, 2.0, 0.0)],
-        momentum=0.9, weight_decay=0.01, clip_gradients=10.0,
+        momentum=0.9, weight_decay=0.01, clip_gradients=10.0, clip_mode=clip_mode,
     )
     opt.history["w"] = torch.from_numpy(h0.copy())
     w.grad = torch.from_numpy(g_sum.copy())
     info = opt.step(lr=0.1, iter_size=2)
-    assert info.clipped and info.grad_norm == pytest.approx(50.0)
+    return w0, g_sum, h0, w, opt, info
+
+
+def test_one_step_follows_the_caffe_rule_by_hand():
+    """caffe_iter_size: clip the SUMMED gradient, then /iter_size, then decay, then
+    h = lr*lr_mult*g + m*h (solver.cpp ClipGradients, Normalize, Regularize)."""
+    w0, g_sum, h0, w, opt, info = _one_hand_step("caffe_iter_size")
+    assert info.clipped and info.grad_norm == pytest.approx(50.0) and info.norm_of == "sum"
     assert info.clip_scale == pytest.approx(0.2)
     g = g_sum * 0.2 / 2 + 0.01 * 1.0 * w0
     h = 0.1 * 2.0 * g + 0.9 * h0
     np.testing.assert_allclose(opt.history["w"].numpy(), h, rtol=1e-6)
     np.testing.assert_allclose(w.detach().numpy(), w0 - h, rtol=1e-6)
     assert w.grad is None  # consumed, ready for the next accumulation
+
+
+def test_one_step_in_release_mode_clips_the_averaged_gradient_by_hand():
+    """release: the averaged gradient (norm 25) meets the clip 10, so the scale is 0.4."""
+    w0, g_sum, h0, w, opt, info = _one_hand_step("release")
+    assert info.clipped and info.grad_norm == pytest.approx(25.0) and info.norm_of == "mean"
+    assert info.clip_scale == pytest.approx(0.4)
+    g = g_sum / 2 * 0.4 + 0.01 * 1.0 * w0  # the averaged gradient, clipped to norm 10
+    assert np.linalg.norm(g_sum / 2 * 0.4) == pytest.approx(10.0)
+    h = 0.1 * 2.0 * g + 0.9 * h0
+    np.testing.assert_allclose(opt.history["w"].numpy(), h, rtol=1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), w0 - h, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("avg_norm", "want_scale"), [(14.1, 1.0), (28.3, 20.0 / 28.3)])
+def test_release_mode_compares_the_averaged_norm_with_the_clip(avg_norm, want_scale):
+    """Issue 12: flow clip 20, one process x iter_size 4. An averaged gradient of norm 14.1 is
+    kept whole, as on the release's 4 GPUs (the literal rule would scale it by 20/56.4 = 0.354);
+    28.3 is scaled by 0.707."""
+    summed = 4 * avg_norm
+    info = clip_decision(summed, 20.0, iter_size=4, clip_mode="release")
+    assert info.grad_norm == pytest.approx(avg_norm) and info.norm_of == "mean"
+    assert info.clip_scale == pytest.approx(want_scale, rel=1e-6)
+    assert info.clipped == (want_scale < 1.0)
+    literal = clip_decision(summed, 20.0, iter_size=4, clip_mode="caffe_iter_size")
+    assert literal.clipped and literal.clip_scale == pytest.approx(20.0 / summed, rel=1e-6)
+    # the same through CaffeSGD.step: the update is the averaged gradient times the scale
+    w = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    w.grad = torch.tensor([0.6, 0.8], dtype=torch.float64) * summed
+    opt = CaffeSGD([ParamSpec("w", w, 1.0, 0.0)], momentum=0.0, weight_decay=0.0,
+                   clip_gradients=20.0)
+    step = opt.step(lr=1.0, iter_size=4)
+    assert step.clip_scale == pytest.approx(want_scale, rel=1e-6)
+    assert float(w.detach().norm()) == pytest.approx(min(avg_norm, 20.0), rel=1e-6)
+
+
+def test_clip_modes_agree_at_iter_size_1_and_unknown_modes_are_refused():
+    """The release itself ran iter_size 1: there the two rules are one computation."""
+    results = []
+    for mode in CLIP_MODES:
+        w = nn.Parameter(torch.ones(3))
+        w.grad = torch.tensor([3.0, 4.0, 12.0])  # norm 13 > clip 5
+        opt = CaffeSGD([ParamSpec("w", w, 1.0, 1.0)], clip_gradients=5.0, clip_mode=mode)
+        info = opt.step(lr=0.1, iter_size=1)
+        results.append(((info.grad_norm, info.clipped, info.clip_scale), w.detach().clone()))
+    assert results[0][0] == results[1][0] and torch.equal(results[0][1], results[1][1])
+    with pytest.raises(ValueError, match="clip_mode 'caffe'.*release.*caffe_iter_size"):
+        CaffeSGD([], clip_mode="caffe")
 
 
 def test_clip_disabled_and_below_threshold_leave_the_gradient():

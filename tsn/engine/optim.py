@@ -4,11 +4,21 @@ Per iteration, with `g` the gradient SUMMED over the iter_size sub-iterations (a
 processes, already averaged over ranks by tsn.engine.distributed):
 
     norm = sqrt(sum over ALL blobs of ||g||^2)        # solver.cpp ClipGradients, before decay
-    if clip > 0 and norm > clip: g *= clip / norm
+    n    = norm / iter_size  (clip_mode "release")    # the norm the release's 4 GPUs compared
+    n    = norm              (clip_mode "caffe_iter_size": Caffe's literal rule)
+    if clip > 0 and n > clip: g *= clip / n
     g   /= iter_size                                  # Normalize
     g   += weight_decay * decay_mult * w              # Regularize (L2)
     h    = (lr * lr_mult) * g + momentum * h          # ComputeUpdateValue: lr lives IN the buffer
     w   -= h                                          # Net::Update
+
+Why two clip modes (docs/engine.md, "Gradient clipping and iter_size"): Caffe clips after the
+rank average but before dividing by iter_size, so its threshold depends on how the batch is
+split. The release ran 4 GPUs x iter_size 1 and compared the norm of the rank-AVERAGED gradient
+with 40 (RGB) / 20 (flow); one process with iter_size 4 under the literal rule compares the SUM
+of four batch means, a 4x tighter clip. "release" (the default) compares the norm of the
+gradient averaged over ranks and iter_size, whatever the split, which is what the release did;
+at iter_size 1 the two modes are the same computation.
 
 This differs from torch.optim.SGD (`h = m*h + g; w -= lr*h`) right after an lr drop: Caffe's
 buffer still carries velocity scaled by the old lr. `param_specs(model, modality)` gives the
@@ -27,6 +37,13 @@ from torch import nn
 
 from tsn.models.caffe_layers import CaffeBatchNorm
 from tsn.models.consensus import WeightedConsensus
+
+# solver.clip_mode values: "release" (default) clips the gradient averaged over ranks AND
+# iter_size, as the release's 4 GPUs x iter_size 1 did; "caffe_iter_size" is solver.cpp's
+# literal rule (clip the iter_size SUM). Same result at iter_size 1.
+CLIP_MODES = ("release", "caffe_iter_size")
+# what StepInfo.grad_norm (metrics.csv grad_norm) is the norm of, by clip mode
+NORM_OF = {"release": "mean", "caffe_iter_size": "sum"}
 
 
 @dataclass(frozen=True)
@@ -47,9 +64,40 @@ class ParamSpec:
 class StepInfo:
     """What one solver step did: Caffe logs the norm and scale when it clips."""
 
-    grad_norm: float  # global L2 norm of the summed gradient, before clipping
+    # the global L2 norm compared with clip_gradients, before clipping: of the gradient
+    # averaged over iter_size ("mean", clip_mode release) or summed over it ("sum",
+    # caffe_iter_size); both rank-averaged. Equal at iter_size 1.
+    grad_norm: float
     clipped: bool
-    clip_scale: float  # clip / norm when clipped, else 1.0
+    clip_scale: float  # clip / grad_norm (in float32, as Caffe) when clipped, else 1.0
+    norm_of: str  # "mean" | "sum": which gradient grad_norm measures (NORM_OF)
+
+
+def check_clip_mode(clip_mode: str) -> None:
+    """Unknown clip modes raise ValueError naming the valid ones."""
+    if clip_mode not in CLIP_MODES:
+        raise ValueError(f"clip_mode {clip_mode!r}: use one of {CLIP_MODES} (release = clip the "
+                         "gradient averaged over ranks and iter_size, as the release's 4 GPUs)")
+
+
+def clip_decision(summed_norm: float, clip_gradients: float, iter_size: int = 1,
+                  clip_mode: str = "release") -> StepInfo:
+    """Whether and by how much Caffe's ClipGradients scales the gradient (solver.cpp).
+
+    `summed_norm` is the global L2 norm of the gradient summed over `iter_size` sub-iterations
+    (and averaged over ranks). In "release" mode the norm compared with `clip_gradients` is that
+    of the averaged gradient, summed_norm / iter_size, as the release (iter_size 1 on 4 GPUs)
+    compared; in "caffe_iter_size" mode it is summed_norm itself. The scale clip / norm is
+    rounded to float32, as Caffe computes it in Dtype. Scaling the sum by it and then dividing
+    by iter_size equals clipping the averaged gradient.
+    """
+    check_clip_mode(clip_mode)
+    norm = summed_norm / iter_size if clip_mode == "release" else summed_norm
+    clipped = clip_gradients > 0 and norm > clip_gradients
+    scale = 1.0
+    if clipped:
+        scale = float(torch.tensor(clip_gradients / norm, dtype=torch.float32))
+    return StepInfo(norm, clipped, scale, NORM_OF[clip_mode])
 
 
 def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
@@ -95,7 +143,11 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
 
 
 class CaffeSGD:
-    """Caffe's SGDSolver update on a list of ParamSpec-like records (name, tensor, mults)."""
+    """Caffe's SGDSolver update on a list of ParamSpec-like records (name, tensor, mults).
+
+    `clip_mode` chooses which norm meets `clip_gradients` when iter_size > 1 (CLIP_MODES,
+    `clip_decision`); the default is the release's.
+    """
 
     def __init__(
         self,
@@ -103,7 +155,10 @@ class CaffeSGD:
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         clip_gradients: float = 0.0,
+        clip_mode: str = "release",
     ) -> None:
+        check_clip_mode(clip_mode)
+        self.clip_mode = clip_mode
         self.params: list = list(params)
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
@@ -139,15 +194,14 @@ class CaffeSGD:
     def step(self, lr: float, iter_size: int = 1, norm: float | None = None) -> StepInfo:
         """Apply one Caffe update with learning rate `lr`; gradients are consumed (set to None).
 
-        `norm` may pass the global gradient norm when the caller already computed it. The math
-        is per blob; it runs as multi-tensor (foreach) kernels over blobs sharing multipliers.
+        `norm` may pass the global norm of the summed gradient (`global_norm`) when the caller
+        already computed it; the clip decision follows `self.clip_mode` (`clip_decision`). The
+        math is per blob; it runs as multi-tensor (foreach) kernels over blobs sharing
+        multipliers.
         """
         norm = float(self.global_norm()) if norm is None else norm
-        clipped = self.clip_gradients > 0 and norm > self.clip_gradients
-        # Caffe computes the factor in Dtype (float32): clip_gradients / l2norm_diff
-        scale = 1.0
-        if clipped:
-            scale = float(torch.tensor(self.clip_gradients / norm, dtype=torch.float32))
+        info = clip_decision(norm, self.clip_gradients, iter_size, self.clip_mode)
+        clipped, scale = info.clipped, info.clip_scale
         groups: dict[tuple[float, float], list[tuple]] = {}
         for p, g in zip(self.params, self.grads()):
             if p.lr_mult == 0.0:
@@ -172,7 +226,7 @@ class CaffeSGD:
             torch._foreach_add_(hs, gs, alpha=lr * lr_mult)
             torch._foreach_sub_(ws, hs)
         self.zero_grad()
-        return StepInfo(norm, clipped, scale)
+        return info
 
     def state_dict(self) -> dict:
         """Momentum history by blob name plus the hyper-parameters (for checkpoints)."""
@@ -181,6 +235,7 @@ class CaffeSGD:
             "momentum": self.momentum,
             "weight_decay": self.weight_decay,
             "clip_gradients": self.clip_gradients,
+            "clip_mode": self.clip_mode,
         }
 
     def load_state_dict(self, state: dict) -> None:
