@@ -52,6 +52,8 @@ def test_json_file(tmp_path):
         ("deterministic=maybe", "deterministic must be bool"),
         ("solver.max_iter", "write it as section.key=value"),
         ("model.modality=depth", "modality 'depth'"),
+        ("solver.clip_mode=caffe", r"solver.clip_mode 'caffe': use one of \('release', "
+                                   r"'caffe_iter_size'\)"),
     ],
 )
 def test_bad_overrides_are_one_clear_error(override, message):
@@ -83,14 +85,28 @@ def test_resolved_config_round_trips():
     assert again == exp and isinstance(again, Experiment)
 
 
+def test_clip_mode_defaults_to_the_release_and_legacy_configs_name_caffes_rule():
+    assert load_experiment(None).solver.clip_mode == "release"
+    exp = load_experiment(None, ["solver.clip_mode=caffe_iter_size"])
+    assert from_resolved(to_dict(exp), "config.json").solver.clip_mode == "caffe_iter_size"
+    # a config.json written before the field existed trained with Caffe's literal rule
+    old = to_dict(load_experiment(None))
+    del old["solver"]["clip_mode"]
+    assert from_resolved(old, "config.json").solver.clip_mode == "caffe_iter_size"
+
+
 def test_solver_from_caffe_prototxt(golden_dir):
     import prototxt_port as pp
 
-    cfg = solver_from_caffe(
-        pp.read_solver(golden_dir / "C_solver_tiny" / "tiny_solver.prototxt"), batch_per_process=2
-    )
+    solver = pp.read_solver(golden_dir / "C_solver_tiny" / "tiny_solver.prototxt")
+    cfg = solver_from_caffe(solver, batch_per_process=2)
     assert cfg.lr_policy == "multistep" and cfg.stepvalues == (3, 6)
     assert cfg.iter_size_for(1) == 2 and cfg.clip_gradients == 1.0 and cfg.max_iter == 8
+    assert cfg.clip_mode == "release"  # the prototxt's clip means what it meant on the GPUs
+    literal = solver_from_caffe(solver, batch_per_process=2, clip_mode="caffe_iter_size")
+    assert literal.clip_mode == "caffe_iter_size"
+    with pytest.raises(ConfigError, match="clip_mode 'sum'"):
+        solver_from_caffe(solver, batch_per_process=2, clip_mode="sum")
 
 
 def test_glossary_names_the_paper_symbols():

@@ -3,6 +3,11 @@
 The tiny partial-BN net is built from its own prototxt with prototxt_port, its solver read from
 tiny_solver.prototxt; 8 iterations must reproduce Caffe's weights and momentum history after
 every iteration within 1e-6, and the lr / clipping events Caffe logged.
+
+Caffe ran this solver in one process with iter_size 2, so it clipped the iter_size SUM: the
+golden run is solver.clip_mode "caffe_iter_size", Caffe's literal rule. The default "release"
+mode (clip the iter_size average, as the release's 4 GPUs x iter_size 1) must differ here, and
+does (test_release_clip_mode_differs_from_caffe_at_iter_size_2).
 """
 
 from __future__ import annotations
@@ -23,15 +28,15 @@ from tsn.engine.schedule import lr_at
 TOL = 1e-6
 
 
-def _run_golden(folder):
+def _run_golden(folder, clip_mode: str = "caffe_iter_size"):
     """Run the 8 golden iterations; yield (k, net params, optimizer, StepInfo, mean loss)."""
     torch.use_deterministic_algorithms(True)
     net = pp.load_net(folder / "tiny_train.prototxt", folder / "params_init.caffemodel", "train")
     solver = pp.read_solver(folder / "tiny_solver.prototxt")
-    cfg = solver_from_caffe(solver, batch_per_process=2)
+    cfg = solver_from_caffe(solver, batch_per_process=2, clip_mode=clip_mode)
     iter_size = int(solver.iter_size)
     params = net.caffe_params()
-    opt = CaffeSGD(params, cfg.momentum, cfg.weight_decay, cfg.clip_gradients)
+    opt = CaffeSGD(params, cfg.momentum, cfg.weight_decay, cfg.clip_gradients, cfg.clip_mode)
     data = torch.from_numpy(np.load(folder / "data.npy"))
     label = torch.from_numpy(np.load(folder / "label.npy"))
     for k in range(cfg.max_iter):
@@ -116,3 +121,19 @@ def test_raw_gradient_norm_is_taken_before_clipping_and_decay(tiny):
     for step in steps:
         want = np.sqrt(sum(float((raw[n][step["k"]].astype(np.float64) ** 2).sum()) for n in raw))
         assert step["info"].grad_norm == pytest.approx(want, rel=1e-5)
+
+
+def test_release_clip_mode_differs_from_caffe_at_iter_size_2(tiny):
+    """The default clip mode halves the compared norm here (iter_size 2): iteration 1's averaged
+    gradient (norm ~0.5) is under the clip 1.0, where Caffe's literal rule clipped the sum
+    (1.02455)."""
+    folder, meta, _steps = tiny
+    steps = list(_run_golden(folder, clip_mode="release"))
+    infos = [info for _k, _p, _o, info, _loss, _lr in steps]
+    # iteration 0 starts from Caffe's weights: its compared norm is half Caffe's raw norm
+    raw = meta["per_iteration"][0]["raw_grad_global_l2_norm"]
+    assert infos[0].norm_of == "mean" and infos[0].grad_norm == pytest.approx(raw / 2, rel=1e-5)
+    assert infos[0].clip_scale == pytest.approx(2 * meta["per_iteration"][0]["clip_scale_factor"],
+                                                rel=1e-5)
+    assert [k for k, info in enumerate(infos) if info.clipped] == [0, 2, 4, 6]
+    assert meta["clipped_iterations"] == [0, 1, 2, 4, 6]

@@ -11,6 +11,8 @@ Glossary (paper symbol / Caffe field -> code name):
   Caffe iter_size (gradient accumulation)            -> derived: SolverCfg.iter_size_for(world)
   base_lr, lr_policy, gamma, stepsize, stepvalue     -> SolverCfg fields of the same names
   clip_gradients (global L2 clip, release only)      -> SolverCfg.clip_gradients
+  which gradient meets clip_gradients at iter_size>1 -> SolverCfg.clip_mode ("release": the
+                                                        rank- and iter_size-averaged one)
 
 Resolution order (`load_experiment`): dataclass defaults -> the named solver preset
 (solver.preset, for data.dataset / model.modality) -> the config file -> `key=value` overrides.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tsn.engine import schedule
+from tsn.engine.optim import CLIP_MODES
 from tsn.engine.precision import PRECISIONS
 
 try:  # Python >= 3.11; on 3.10 config files must be JSON
@@ -38,6 +41,8 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
 
 MODALITIES = ("rgb", "flow", "warped_flow", "rgb_diff")
 DATASETS = ("ucf101", "hmdb51", "synth", "clips")  # data.dataset values (DataCfg)
+# The rule configs written before solver.clip_mode existed ran: Caffe's literal iter_size rule.
+LEGACY_CLIP_MODE = "caffe_iter_size"
 
 
 class ConfigError(ValueError):
@@ -98,7 +103,12 @@ class SolverCfg:
     max_iter: int = 3500
     momentum: float = 0.9
     weight_decay: float = 5e-4  # L2, times each blob's decay_mult
-    clip_gradients: float = 40.0  # global L2 clip of the summed gradient; <= 0 disables
+    clip_gradients: float = 40.0  # global L2 clip; <= 0 disables
+    # which gradient's norm meets clip_gradients (tsn.engine.optim.CLIP_MODES): "release" =
+    # averaged over ranks and iter_size, as the release's 4 GPUs x iter_size 1, whatever the
+    # split; "caffe_iter_size" = solver.cpp's literal rule, the iter_size SUM (a clip
+    # iter_size times tighter). docs/engine.md "Gradient clipping and iter_size".
+    clip_mode: str = "release"
     effective_batch: int = 128  # videos per update: 32 x 4 GPUs in the release
     batch_per_process: int = 32  # Caffe VideoData batch_size (per GPU)
 
@@ -149,6 +159,10 @@ class Experiment:
                               "(fp32 = the release)")
         if self.model.partial_bn not in ("release", "paper", "none", "all"):
             raise ConfigError(f"model.partial_bn {self.model.partial_bn!r}: release/paper/none/all")
+        if self.solver.clip_mode not in CLIP_MODES:
+            raise ConfigError(f"solver.clip_mode {self.solver.clip_mode!r}: use one of "
+                              f"{CLIP_MODES} (release = clip the gradient averaged over ranks "
+                              "and iter_size, as the release's 4 GPUs x iter_size 1)")
         if self.solver.lr_policy not in schedule.POLICIES:
             raise ConfigError(f"solver.lr_policy {self.solver.lr_policy!r}: {schedule.POLICIES}")
         if self.test.val_list and self.test.interval <= 0:
@@ -324,16 +338,29 @@ def to_dict(exp: Experiment) -> dict:
 
 
 def from_resolved(data: dict, source: str) -> Experiment:
-    """Rebuild an Experiment from `to_dict` output (the run folder's config.json)."""
+    """Rebuild an Experiment from `to_dict` output (the run folder's config.json).
+
+    A config.json written before solver.clip_mode existed gets LEGACY_CLIP_MODE, the rule that
+    run actually trained with.
+    """
     flat = _flatten(data, source)
+    flat.setdefault("solver.clip_mode", LEGACY_CLIP_MODE)
     # the resolved file already holds every solver field: do not re-apply a preset over it
     flat["solver.preset"] = "custom"
     exp = build_experiment(flat, source)
     return replace(exp, solver=replace(exp.solver, preset=data["solver"]["preset"]))
 
 
-def solver_from_caffe(param, batch_per_process: int = 32, world_size: int = 1) -> SolverCfg:
-    """A SolverCfg from a Caffe SolverParameter (prototxt_port.read_solver), preset 'custom'."""
+def solver_from_caffe(param, batch_per_process: int = 32, world_size: int = 1,
+                      clip_mode: str = "release") -> SolverCfg:
+    """A SolverCfg from a Caffe SolverParameter (prototxt_port.read_solver), preset 'custom'.
+
+    `clip_mode` defaults to "release" (clip the gradient averaged over ranks and iter_size, so
+    the prototxt's clip_gradients means what it meant on the release's GPUs, whatever the
+    split); "caffe_iter_size" reproduces Caffe running this prototxt with its own iter_size.
+    """
+    if clip_mode not in CLIP_MODES:
+        raise ConfigError(f"clip_mode {clip_mode!r}: use one of {CLIP_MODES}")
     if param.lr_policy not in schedule.POLICIES:
         raise ConfigError(f"solver lr_policy {param.lr_policy!r} is not one of {schedule.POLICIES}")
     if param.regularization_type not in ("", "L2"):
@@ -350,6 +377,7 @@ def solver_from_caffe(param, batch_per_process: int = 32, world_size: int = 1) -
         momentum=float(param.momentum),
         weight_decay=float(param.weight_decay),
         clip_gradients=float(param.clip_gradients),
+        clip_mode=clip_mode,
         effective_batch=batch_per_process * iter_size * world_size,
         batch_per_process=batch_per_process,
     )
