@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tsn.flow.compute import TVL1Params, compute_flow, make_flow
+from tsn.flow.compute import OpenCVTVL1Params, compute_flow, make_flow
 from tsn.flow.encode import decode_flow, encode_flow
 from tsn.flow.extract import ExtractConfig, extract_all, extract_video, find_videos
 from tsn.flow.warp import WarpedFlow
@@ -44,12 +44,14 @@ def test_encoding_matches_dense_flow():
     assert np.allclose(decode_flow(encode_flow(np.float32([3.0]))), 3.0, atol=0.08)
 
 
-def test_tvl1_has_dense_flow_parameters():
+def test_opencv_tvl1_has_dense_flow_parameters():
     f = make_flow("tvl1")
     assert (f.getTau(), f.getLambda(), f.getTheta()) == (0.25, 0.15, 0.3)
     assert (f.getScalesNumber(), f.getWarpingsNumber(), f.getEpsilon()) == (5, 5, 0.01)
     assert f.getInnerIterations() * f.getOuterIterations() == 300
-    assert f.getScaleStep() == TVL1Params().scale_step == 0.5
+    assert f.getScaleStep() == OpenCVTVL1Params().scale_step == 0.5
+    assert f.getMedianFiltering() == 5  # OpenCV 3+'s default, kept; 1 turns it off
+    assert make_flow("tvl1", OpenCVTVL1Params(median_filtering=1)).getMedianFiltering() == 1
 
 
 @pytest.mark.parametrize("method", ["tvl1", "dis"])
