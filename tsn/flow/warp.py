@@ -14,6 +14,10 @@ The release's two quirks are named options of `WarpOptions` and on by default (r
 behaviour, reproducible with the wheel): `stale_reference` (the reference features are those
 of the first frame, never updated) and `y_index_bug` (the y displacement of a corner (x, y) is
 read at flow_y[y, y] instead of flow_y[y, x]).
+
+The steps that do not need the flow (features, their matches, the corners of step 3) are
+`WarpCues`, so a batched pipeline can compute them beside decoding (tsn/flow/pipeline.py)
+and run only `warp_with_flow` between its two flow batches; `WarpedFlow` chains them per pair.
 """
 
 from __future__ import annotations
@@ -68,17 +72,27 @@ def feature_matches(ref: tuple, cur: tuple, window: int) -> tuple[np.ndarray, np
     return ref_pts[t], cur_pts[q]
 
 
+def corners(cur: np.ndarray, opts: WarpOptions) -> np.ndarray:
+    """Shi-Tomasi corners of `cur` (N x 2, x then y) as the release detects them."""
+    found = cv2.goodFeaturesToTrack(cur, opts.max_corners, 0.001, 3)
+    return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
+
+
+def corner_flow_matches(p: np.ndarray, flow: np.ndarray, opts: WarpOptions) -> tuple:
+    """(p, p + flow(p)) for corners `p` of the current frame (release quirk: y_index_bug)."""
+    if len(p) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    rows, cols = flow.shape[:2]
+    xi = np.clip(np.rint(p[:, 0]).astype(int), 0, cols - 1)
+    yi = np.clip(np.rint(p[:, 1]).astype(int), 0, rows - 1)
+    dx = flow[yi, xi, 0]
+    dy = flow[yi, np.minimum(yi, cols - 1) if opts.y_index_bug else xi, 1]
+    return p, p + np.stack([dx, dy], axis=1)
+
+
 def flow_matches(cur: np.ndarray, flow: np.ndarray, opts: WarpOptions) -> tuple:
     """(p, p + flow(p)) for Shi-Tomasi corners detected on `cur` (as the release does)."""
-    corners = cv2.goodFeaturesToTrack(cur, opts.max_corners, 0.001, 3)
-    if corners is None:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    p = corners.reshape(-1, 2)
-    xi = np.clip(np.rint(p[:, 0]).astype(int), 0, cur.shape[1] - 1)
-    yi = np.clip(np.rint(p[:, 1]).astype(int), 0, cur.shape[0] - 1)
-    dx = flow[yi, xi, 0]
-    dy = flow[yi, np.minimum(yi, cur.shape[1] - 1) if opts.y_index_bug else xi, 1]
-    return p, p + np.stack([dx, dy], axis=1)
+    return corner_flow_matches(corners(cur, opts), flow, opts)
 
 
 def estimate_homography(prev_pts: np.ndarray, cur_pts: np.ndarray, opts: WarpOptions):
@@ -104,22 +118,49 @@ def warp_onto_prev(prev: np.ndarray, cur: np.ndarray, h: np.ndarray, border: int
     return np.where(valid, warped, prev)
 
 
+@dataclass(frozen=True)
+class PairCues:
+    """What warped flow needs of a pair besides the flow: feature matches and corners."""
+
+    feat_prev: np.ndarray  # matched reference-frame feature points (N x 2)
+    feat_cur: np.ndarray  # their matches on the current frame
+    corners: np.ndarray  # Shi-Tomasi corners of the current frame (M x 2)
+
+
+class WarpCues:
+    """Stateful per-video cue computer (holds the reference features, steps 2-3)."""
+
+    def __init__(self, opts: WarpOptions | None = None) -> None:
+        self.opts = opts or WarpOptions()
+        self.features = Features()
+        self.reference = None
+
+    def __call__(self, prev: np.ndarray, cur: np.ndarray) -> PairCues:
+        """Cues of the pair prev -> cur; call once per pair, in frame order."""
+        if self.reference is None or not self.opts.stale_reference:
+            self.reference = self.features(prev)
+        f_prev, f_cur = feature_matches(self.reference, self.features(cur), self.opts.window)
+        return PairCues(f_prev, f_cur, corners(cur, self.opts))
+
+
+def warp_with_flow(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray, cues: PairCues,
+                   opts: WarpOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(cur warped onto prev, homography) from the flow prev -> cur and the pair's cues."""
+    c_prev, c_cur = corner_flow_matches(cues.corners, flow, opts)
+    h = estimate_homography(np.concatenate([cues.feat_prev, c_prev]).astype(np.float32),
+                            np.concatenate([cues.feat_cur, c_cur]).astype(np.float32), opts)
+    return warp_onto_prev(prev, cur, h, opts.border), h
+
+
 class WarpedFlow:
-    """Stateful per-video warped-flow computer (holds the reference features)."""
+    """Stateful per-video warped-flow computer, one pair at a time (OpenCV flow objects)."""
 
     def __init__(self, flow_obj, opts: WarpOptions | None = None) -> None:
         self.flow_obj, self.opts = flow_obj, opts or WarpOptions()
-        self.features = Features()
-        self.reference = None
+        self.cues = WarpCues(self.opts)
 
     def __call__(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(warped flow prev -> cur, homography) for one grayscale pair."""
         flow = compute_flow(self.flow_obj, prev, cur)
-        if self.reference is None or not self.opts.stale_reference:
-            self.reference = self.features(prev)
-        f_prev, f_cur = feature_matches(self.reference, self.features(cur), self.opts.window)
-        c_prev, c_cur = flow_matches(cur, flow, self.opts)
-        h = estimate_homography(np.concatenate([f_prev, c_prev]).astype(np.float32),
-                                np.concatenate([f_cur, c_cur]).astype(np.float32), self.opts)
-        warped = warp_onto_prev(prev, cur, h, self.opts.border)
+        warped, h = warp_with_flow(prev, cur, flow, self.cues(prev, cur), self.opts)
         return compute_flow(self.flow_obj, prev, warped), h
