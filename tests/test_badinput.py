@@ -84,7 +84,8 @@ def test_garbage_and_truncated_videos_are_logged_and_extraction_goes_on(tmp_path
         assert f"{bad}_g01_c01.avi" in failures
         assert not (out / f"{bad}_g01_c01").exists()
     assert len(failures.splitlines()) == 4
-    assert sorted(p.name for p in out.iterdir()) == [FAILURE_LOG, "v_Good_g01_c01"]
+    assert sorted(p.name for p in out.iterdir()) == [FAILURE_LOG, "extract_settings.json",
+                                                   "v_Good_g01_c01"]
 
 
 # ---------------------------------------------------------------- split files

@@ -7,8 +7,14 @@ encoding), 1-based, JPEG quality 95 (OpenCV's default, as imencode(".jpg")). A v
 frames gives F-1 of each. Warped flow (spec 6.3) is at native resolution and writes only
 flow_x/flow_y (use a separate output root, as build_of.py did).
 
+TV-L1 runs on one of two backends: `torch` (default; OpenCV 2.4's algorithm, tsn/flow/tvl1.py,
+batched on a device by tsn/flow/pipeline.py) or `opencv` (OpenCV 5's DualTVL1, one pair at a
+time in a process pool, as DIS and frames-only extraction also run).
+
 Atomic per video: everything goes to `<dst>.partial/` and is renamed to `<dst>` when complete,
 so an existing `<dst>` means finished (skipped on rerun) and a leftover `.partial` is redone.
+Under mpirun or torchrun each rank takes every world-th video of the sorted list
+(`shard_videos`), so ranks never share a video and a rerun of the same launch resumes.
 """
 
 from __future__ import annotations
@@ -22,21 +28,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from tsn.flow.compute import TVL1Params, compute_flow, make_flow
+from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since the first version
+    JPEG_QUALITY,  # noqa: F401
+    ExtractError,
+    FrameSpec,
+    extract_into,
+    prepared_frames,
+    read_frames,  # noqa: F401
+    torch_flow_fn,
+)
+from tsn.flow.batched import write_jpeg as _write_jpeg
+from tsn.flow.compute import OpenCVTVL1Params, compute_flow, make_flow
 from tsn.flow.encode import BOUND, encode_flow
 from tsn.flow.warp import WarpedFlow, WarpOptions
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
-JPEG_QUALITY = 95  # OpenCV imencode default, what dense_flow wrote
 FAILURE_LOG = "extract_failures.log"
-
-
-class ExtractError(RuntimeError):
-    """A video that could not be extracted (logged, never stops the run)."""
+BACKENDS = ("torch", "opencv")  # TV-L1 implementations (--tvl1-backend)
+SEMANTICS = ("gpu24", "cpu24")  # tsn.flow.tvl1.SEMANTICS, kept here so no torch import is needed
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,35 @@ class ExtractConfig:
     height: int = 256
     bound: float = BOUND
     level: int = 1  # 1: <out>/<video_id> (Caffe), 2: <out>/<class>/<video_id> (mmaction2)
-    tvl1: TVL1Params = TVL1Params()
+    tvl1_backend: str = "torch"  # "torch" (OpenCV 2.4's algorithm) | "opencv" (OpenCV 5's)
+    tvl1_semantics: str = "gpu24"  # torch backend: "gpu24" (dense_flow's GPU class) | "cpu24"
+    device: str = "cpu"  # torch backend: "cpu" | "cuda" | "cuda:<i>"
+    batch: int = 16  # torch backend: frame pairs per tvl1_flow call
+    tvl1_params: object = None  # torch backend: tsn.flow.tvl1.TVL1Params (None = 2.4 defaults)
+    opencv_tvl1: OpenCVTVL1Params = OpenCVTVL1Params()  # opencv backend's settings
     warp_options: WarpOptions = WarpOptions()
+
+    def __post_init__(self) -> None:
+        if self.tvl1_backend not in BACKENDS:
+            raise ValueError(f"tvl1_backend {self.tvl1_backend!r}: use one of {BACKENDS}")
+        if self.tvl1_semantics not in SEMANTICS:
+            raise ValueError(f"tvl1_semantics {self.tvl1_semantics!r}: use one of {SEMANTICS}")
+        if self.batch < 1:
+            raise ValueError(f"batch {self.batch}: at least 1 frame pair per call")
+
+    @property
+    def uses_torch(self) -> bool:
+        """True when the flow comes from the torch TV-L1 (tsn/flow/pipeline.py)."""
+        return self.flow == "tvl1" and self.tvl1_backend == "torch"
+
+    @property
+    def frame_spec(self) -> FrameSpec:
+        """The part of the config the decoder and writer processes need."""
+        return FrameSpec(self.width, self.height, self.warp, self.warp_options, self.bound)
+
+    def flow_fn(self):
+        """The batched torch flow function of this config (loads torch)."""
+        return torch_flow_fn(self.tvl1_semantics, self.device, self.tvl1_params)
 
 
 def video_id(path: str | os.PathLike) -> str:
@@ -63,33 +102,6 @@ def output_dir(video: Path, out_root: Path, level: int) -> Path:
     if level == 2:
         return out_root / video.parent.name / video_id(video)
     return out_root / video_id(video)
-
-
-def read_frames(path: str | os.PathLike):
-    """Yield the decoded BGR frames of a video; raise ExtractError if none can be read."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ExtractError(f"{path}: cannot open video (unsupported codec or not a video)")
-    n = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            n += 1
-            yield frame
-    finally:
-        cap.release()
-    if n == 0:
-        raise ExtractError(f"{path}: no decodable frames")
-
-
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    # encode, then write with Python: cv2.imwrite hides ENOSPC/EROFS behind a bare False
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ExtractError(f"{path}: cannot encode JPEG")
-    path.write_bytes(buf.tobytes())
 
 
 def extract_video(video: str | os.PathLike, dst: str | os.PathLike,
@@ -113,15 +125,14 @@ def extract_video(video: str | os.PathLike, dst: str | os.PathLike,
 
 def _extract_into(video: Path, tmp: Path, cfg: ExtractConfig) -> int:
     """Write the frames and flow of `video` into the folder `tmp`; returns the pair count."""
-    flow_obj = make_flow(cfg.flow, cfg.tvl1) if cfg.flow != "none" else None
-    if cfg.warp and flow_obj is None:
+    if cfg.warp and cfg.flow == "none":
         raise ExtractError("warped flow needs a flow method (--flow tvl1|dis|dis_fast)")
+    if cfg.uses_torch:
+        return extract_into(video, tmp, cfg.frame_spec, cfg.flow_fn(), cfg.batch)
+    flow_obj = make_flow(cfg.flow, cfg.opencv_tvl1) if cfg.flow != "none" else None
     warper = WarpedFlow(flow_obj, cfg.warp_options) if cfg.warp else None
     prev, count = None, 0
-    for frame in read_frames(video):
-        if not cfg.warp and cfg.width and cfg.height:
-            frame = cv2.resize(frame, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    for frame, gray in prepared_frames(video, cfg.frame_spec):
         if prev is not None:
             count += 1
             if warper is not None:
@@ -159,41 +170,89 @@ def _init_worker(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractConfig,
-                workers: int = 1, progress: bool = True) -> dict[str, int]:
-    """Extract every video not yet done; failures go to `<out>/extract_failures.log`.
+def shard_videos(videos: list[Path], rank: int = 0, world: int = 1) -> list[Path]:
+    """This rank's share of the videos: every world-th of the sorted list, from `rank`."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside a world of {world}")
+    return sorted(videos)[rank::world]
 
-    Returns counts: done (this run), skipped (already finished), failed.
+
+def _log_failure(log_path: Path, video: str, err: str) -> None:
+    """Append one line to the failure log; ranks may share it (one O_APPEND write per line).
+
+    A single write(2) on an O_APPEND descriptor lands whole on a local file system, so the
+    ranks of an mpirun/torchrun launch append to the same log without interleaving (not
+    guaranteed on NFS).
+    """
+    log.warning("extraction failed: %s", err)
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{video}\t{err}\n".encode()
+    try:
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as log_err:  # full/read-only output: the warning above still says it
+        log.error("cannot write %s: %s", log_path, log_err)
+
+
+def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractConfig,
+                workers: int = 1, progress: bool = True, rank: int = 0,
+                world: int = 1) -> dict[str, int]:
+    """Extract every video of this rank's share not yet done; failures go to the failure log.
+
+    Returns counts: done (this run), skipped (already finished), failed. Rank 0 records the
+    settings in `<out>/extract_settings.json` (tsn/flow/settings.py) before extracting.
     """
     from tqdm import tqdm
 
+    from tsn.flow.settings import record_settings
+
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        record_settings(out_root, cfg, workers=workers, world=world)
     jobs, skipped = [], 0
-    for v in videos:
+    for v in shard_videos(videos, rank, world):
         dst = output_dir(v, out_root, cfg.level)
         if dst.is_dir():
             skipped += 1
             continue
-        jobs.append((v, dst, cfg))
+        jobs.append((v, dst))
     stats = {"done": 0, "skipped": skipped, "failed": 0}
     log_path = out_root / FAILURE_LOG
+
+    def done(_video: str, _pairs: int) -> None:
+        stats["done"] += 1
+
+    def failed(video: str, err: str) -> None:
+        stats["failed"] += 1
+        _log_failure(log_path, video, err)
+
+    desc = "extract" if world == 1 else f"extract rank {rank}/{world}"
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    try:
+        if cfg.uses_torch:
+            from tsn.flow.pipeline import run_pipeline
+
+            run_pipeline(jobs, cfg.frame_spec, cfg.flow_fn(), cfg.batch, workers, done, failed,
+                         progress=bar.update)
+        else:
+            _pool(jobs, cfg, workers, done, failed, bar.update)
+    finally:
+        bar.close()
+    return stats
+
+
+def _pool(jobs: list, cfg: ExtractConfig, workers: int, done, failed, progress) -> None:
+    """The OpenCV path: one video per task in a spawn process pool."""
     # one OpenCV thread per process when several processes share the cores
     threads = 1 if workers > 1 else cv2.getNumThreads()
     ctx = mp.get_context("spawn")  # fork after OpenCV used its pool can hang (dataset.py)
-    bar = tqdm(total=len(jobs), desc="extract", unit="video", disable=not progress)
     with ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(threads,)) as pool:
-        for video, n, err in pool.imap_unordered(_work, jobs):
-            bar.update(1)
+        for video, n, err in pool.imap_unordered(_work, [(v, d, cfg) for v, d in jobs]):
+            progress(1)
             if n >= 0:
-                stats["done"] += 1
-                continue
-            stats["failed"] += 1
-            log.warning("extraction failed: %s", err)
-            try:
-                with open(log_path, "a", encoding="utf-8") as f:
-                    f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{video}\t{err}\n")
-            except OSError as log_err:  # full/read-only output: the warning above still says it
-                log.error("cannot write %s: %s", log_path, log_err)
-    bar.close()
-    return stats
+                done(video, n)
+            else:
+                failed(video, err)

@@ -1,0 +1,184 @@
+"""The torch TV-L1 path's pieces: decode a video into chunks of pairs, flow a batch, write it.
+
+dense_flow (spec 6.2, [DF] src/dense_flow_gpu.cpp) flows one pair at a time; here the pairs
+(prev = frame k-1, next = frame k) of one or several videos are stacked and sent to
+`tsn.flow.tvl1.tvl1_flow` together, which keeps each pair's result independent of its batch.
+Decoding, resizing and JPEG writing are exactly those of the OpenCV path (tsn/flow/extract.py:
+cv2.VideoCapture, cv2.resize INTER_LINEAR to 340x256, BGR2GRAY, imencode quality 95).
+
+This module never imports torch at module level: the decoder and writer processes of
+tsn/flow/pipeline.py import it and only the process that owns the device loads torch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tsn.flow.encode import BOUND, encode_flow
+from tsn.flow.warp import PairCues, WarpCues, WarpOptions, warp_with_flow
+
+JPEG_QUALITY = 95  # OpenCV imencode default, what dense_flow wrote
+
+
+class ExtractError(RuntimeError):
+    """A video that could not be extracted (logged, never stops the run)."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How frames are prepared and flow written (the part of ExtractConfig workers need)."""
+
+    width: int = 340  # 0 = native size
+    height: int = 256
+    warp: bool = False  # warped flow: native size, no img_ files, cues per pair
+    warp_options: WarpOptions = WarpOptions()
+    bound: float = BOUND
+
+
+@dataclass
+class Chunk:
+    """Consecutive pairs of one video: frames[i] -> frames[i + 1] is pair number k0 + i."""
+
+    index: int  # the video's position in the job list
+    k0: int  # 1-based number of the first pair (its flow goes to flow_x_{k0:05d}.jpg)
+    frames: np.ndarray  # (pairs + 1, H, W) uint8 grey, consecutive frames
+    cues: list[PairCues] | None = None  # warped flow only: one per pair
+
+    @property
+    def pairs(self) -> int:
+        """Number of frame pairs in the chunk."""
+        return len(self.frames) - 1
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Yield the decoded BGR frames of a video; raise ExtractError if none can be read."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ExtractError(f"{path}: cannot open video (unsupported codec or not a video)")
+    n = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield frame
+    finally:
+        cap.release()
+    if n == 0:
+        raise ExtractError(f"{path}: no decodable frames")
+
+
+def prepared_frames(video: str | os.PathLike, spec: FrameSpec):
+    """Yield (BGR frame as written to img_, grey frame for flow), dense_flow's way (spec 6.2).
+
+    Resized to width x height with INTER_LINEAR unless warped flow (native size, spec 6.3) or
+    a 0 size; grey by BGR2GRAY.
+    """
+    for frame in read_frames(video):
+        if not spec.warp and spec.width and spec.height:
+            frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+        yield frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def write_jpeg(path: Path, image: np.ndarray) -> None:
+    """imencode at quality 95, then a Python write (cv2.imwrite hides ENOSPC/EROFS)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ExtractError(f"{path}: cannot encode JPEG")
+    path.write_bytes(buf.tobytes())
+
+
+def fresh_partial(tmp: Path) -> None:
+    """Start `<dst>.partial` empty (a leftover from an interrupted attempt is redone)."""
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+
+
+def decode_chunks(video: str | os.PathLike, tmp: Path, spec: FrameSpec, pairs: int,
+                  index: int = 0) -> Iterator[Chunk]:
+    """Decode `video`, write its img_ files into `tmp`, yield chunks of up to `pairs` pairs.
+
+    Consecutive chunks share one frame (the last of one is the first of the next). Raises
+    ExtractError when fewer than two frames decode (after yielding nothing).
+    """
+    cues = WarpCues(spec.warp_options) if spec.warp else None
+    frames: list[np.ndarray] = []
+    pair_cues: list[PairCues] = []
+    count, k0 = 0, 1
+    for frame, gray in prepared_frames(video, spec):
+        if frames:
+            count += 1
+            if cues is not None:
+                pair_cues.append(cues(frames[-1], gray))
+            else:
+                write_jpeg(tmp / f"img_{count:05d}.jpg", frame)
+        frames.append(gray)
+        if len(frames) == pairs + 1:
+            yield Chunk(index, k0, np.stack(frames), pair_cues if cues is not None else None)
+            k0 += pairs
+            frames, pair_cues = [frames[-1]], []
+    if count == 0:
+        raise ExtractError(f"{video}: only one frame decoded; flow needs at least two")
+    if len(frames) > 1:
+        yield Chunk(index, k0, np.stack(frames), pair_cues if cues is not None else None)
+
+
+FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def torch_flow_fn(semantics: str = "gpu24", device: str = "cpu", params=None) -> FlowFn:
+    """(prevs, nexts) uint8 (N, H, W) -> (N, H, W, 2) float32 by the torch TV-L1 (tvl1.py)."""
+    from tsn.flow.tvl1 import tvl1_flow
+
+    def flow(prevs: np.ndarray, nexts: np.ndarray) -> np.ndarray:
+        return tvl1_flow(prevs, nexts, semantics=semantics, device=device, params=params)
+
+    return flow
+
+
+def chunk_flows(chunks: list[Chunk], flow_fn: FlowFn, spec: FrameSpec) -> list[np.ndarray]:
+    """The flows to write for each chunk, computed in one batch over all their pairs.
+
+    All chunks must have frames of one size. Warped flow (spec 6.3) runs two batches: the
+    flow prev -> next, then, after each pair's homography and warp on the CPU, the flow
+    prev -> warped next.
+    """
+    prevs = np.concatenate([c.frames[:-1] for c in chunks])
+    nexts = np.concatenate([c.frames[1:] for c in chunks])
+    flows = flow_fn(prevs, nexts)
+    if spec.warp:
+        cues = [q for c in chunks for q in c.cues]
+        warped = np.stack([warp_with_flow(p, n, f, q, spec.warp_options)[0]
+                           for p, n, f, q in zip(prevs, nexts, flows, cues, strict=True)])
+        flows = flow_fn(prevs, warped)
+    out, start = [], 0
+    for c in chunks:
+        out.append(flows[start:start + c.pairs])
+        start += c.pairs
+    return out
+
+
+def write_flows(tmp: Path, k0: int, flows: np.ndarray, bound: float = BOUND) -> None:
+    """flow_x_/flow_y_ JPEGs of pairs k0, k0 + 1, ... (bound-20 encoding, spec 6.2)."""
+    for i, flow in enumerate(flows):
+        write_jpeg(tmp / f"flow_x_{k0 + i:05d}.jpg", encode_flow(flow[..., 0], bound))
+        write_jpeg(tmp / f"flow_y_{k0 + i:05d}.jpg", encode_flow(flow[..., 1], bound))
+
+
+def extract_into(video: str | os.PathLike, tmp: Path, spec: FrameSpec, flow_fn: FlowFn,
+                 batch: int) -> int:
+    """One video in this process, `batch` pairs per flow call; returns the pair count."""
+    count = 0
+    for chunk in decode_chunks(video, tmp, spec, batch):
+        write_flows(tmp, chunk.k0, chunk_flows([chunk], flow_fn, spec)[0], spec.bound)
+        count += chunk.pairs
+    return count
