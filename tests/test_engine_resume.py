@@ -141,6 +141,23 @@ def test_resume_refusals_are_clear(tmp_path, reference):
         train(changed, resume=True, run_dir=reference)
 
 
+def test_checkpoint_from_before_clip_mode_resumes_with_the_rule_it_trained_with(tmp_path):
+    """Checkpoints written before solver.clip_mode existed ran Caffe's literal iter_size rule:
+    resuming them under the new default would switch the clip mid-run, so it is refused with
+    the override that continues them."""
+    from tsn.config import to_dict
+    from tsn.engine.train import _check_resumable
+
+    cfg = _write_config(tmp_path)
+    saved = {"config": to_dict(load_experiment(cfg)), "rng": [None]}
+    del saved["config"]["solver"]["clip_mode"]
+    with pytest.raises(ResumeError, match="solver.clip_mode.*add solver.clip_mode="
+                                          "caffe_iter_size"):
+        _check_resumable(saved, load_experiment(cfg), 1, tmp_path / "iter_0000002.pt")
+    _check_resumable(saved, load_experiment(cfg, ["solver.clip_mode=caffe_iter_size"]), 1,
+                     tmp_path / "iter_0000002.pt")
+
+
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
     bad = tmp_path / "iter_0000002.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -29,7 +29,9 @@ COLUMNS = (
     "lr",  # Caffe rate of the iteration (before lr_mult)
     "loss",  # mean over sub-iterations and ranks (Caffe's displayed loss)
     "train_video_top1",  # top-1 of the iteration's training videos (after consensus, dropout on)
-    "grad_norm",  # global L2 norm of the summed, rank-averaged gradient
+    "grad_norm",  # global L2 norm compared with clip_gradients (rank-averaged; see next)
+    "grad_norm_of",  # "mean": of the iter_size-averaged gradient (clip_mode release);
+    # "sum": of the iter_size sum (clip_mode caffe_iter_size). The same at iter_size 1.
     "clipped",  # 1 when clip_gradients scaled the gradient down
     "clip_scale",
     "seconds",  # wall time of the iteration

@@ -2,11 +2,14 @@
 
 One iteration (spec/tsn_caffe_facts.md 4.6): iter_size forward/backward passes whose gradients
 are summed; gradients averaged over ranks; lr from the schedule at the 0-based iteration; the
-CaffeSGD update (clip, /iter_size, decay, momentum with lr inside). A non-finite loss or gradient
-stops the run before the update, with the last good checkpoint kept. Checkpoints every
-`checkpoint_every` iterations and at the end; `resume=True` continues from the newest one with
-model, momentum, RNG and data position, so a killed-and-resumed run ends with the same weights as
-an uninterrupted one (deterministic CPU mode; tests/test_engine_resume.py).
+CaffeSGD update (clip, /iter_size, decay, momentum with lr inside). The clip compares the norm of
+the gradient averaged over ranks and iter_size, as the release's 4 GPUs x iter_size 1 did,
+unless solver.clip_mode=caffe_iter_size (docs/engine.md "Gradient clipping and iter_size").
+A non-finite loss or gradient stops the run before the update, with the last good checkpoint
+kept. Checkpoints every `checkpoint_every` iterations and at the end; `resume=True` continues
+from the newest one with model, momentum, RNG and data position, so a killed-and-resumed run
+ends with the same weights as an uninterrupted one (deterministic CPU mode;
+tests/test_engine_resume.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from tsn.engine.stream import BatchStream, StreamPosition
 from tsn.engine.validate import validate
 
 log = logging.getLogger(__name__)
+
+# run.json / train.log: which gradient's norm meets clip_gradients (StepInfo.norm_of)
+_NORM_OF_TEXT = {
+    "release": "gradient averaged over ranks and iter_size (as the release's 4 GPUs x "
+               "iter_size 1)",
+    "caffe_iter_size": "gradient summed over iter_size and averaged over ranks (Caffe's "
+                       "literal iter_size rule)",
+}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -179,9 +190,14 @@ def _check_resumable(saved: dict, exp: Experiment, world: int, path: Path) -> No
     now, was = flat(config_mod.to_dict(exp)), flat(saved["config"])
     was["solver.max_iter"] = now["solver.max_iter"]
     was["name"] = now["name"]
+    # checkpoints from before solver.clip_mode existed trained with Caffe's literal rule
+    was.setdefault("solver.clip_mode", config_mod.LEGACY_CLIP_MODE)
     diff = sorted(k for k in now.keys() | was.keys() if now.get(k) != was.get(k))
     if diff:
-        raise ResumeError(f"{path}: saved with a different config ({diff[:5]}); resume with it")
+        hint = (f" (add solver.clip_mode={was['solver.clip_mode']} to continue with the rule "
+                "it was trained with)") if "solver.clip_mode" in diff else ""
+        raise ResumeError(f"{path}: saved with a different config ({diff[:5]}); resume with "
+                          f"it{hint}")
     if len(saved["rng"]) != world:
         raise ResumeError(
             f"{path}: written by {len(saved['rng'])} process(es), now {world}: the data order "
@@ -235,7 +251,8 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
     model, init_record = build_model(exp)
     model.to(device).train()
     specs = param_specs(model, exp.model.modality)
-    opt = CaffeSGD(specs, exp.solver.momentum, exp.solver.weight_decay, exp.solver.clip_gradients)
+    opt = CaffeSGD(specs, exp.solver.momentum, exp.solver.weight_decay, exp.solver.clip_gradients,
+                   exp.solver.clip_mode)
     start_iter, position = 0, StreamPosition()
     torch.manual_seed(exp.seed * 7919 + 1 + rank)  # dropout stream, different on every rank
     if resume:
@@ -268,11 +285,16 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
             **init_record, "world_size": world, "iter_size": iter_size, "device": str(device),
             "launcher": info.launcher, "torch": torch.__version__, "host": platform.node(),
             "effective_batch": exp.solver.batch_per_process * iter_size * world,
-            "jpeg_decoder": jpeg.BACKEND, **provenance,
+            "jpeg_decoder": jpeg.BACKEND, "clip_mode": exp.solver.clip_mode,
+            "grad_norm_of": _NORM_OF_TEXT[exp.solver.clip_mode], **provenance,
         })
         run.start_metrics(start_iter)
         log.info("run %s: %d iterations, iter_size %d x %d process(es) x batch %d",
                  run.path, exp.solver.max_iter, iter_size, world, exp.solver.batch_per_process)
+        if exp.solver.clip_gradients > 0:
+            log.info("gradient clipping at %g on the L2 norm of the %s (solver.clip_mode=%s)",
+                     exp.solver.clip_gradients, _NORM_OF_TEXT[exp.solver.clip_mode],
+                     exp.solver.clip_mode)
 
     last_ckpt, loss_value = found, float("nan")
     bar = tqdm(range(start_iter, exp.solver.max_iter), initial=start_iter,
@@ -312,13 +334,15 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
         step = opt.step(lr, iter_size, norm)
         seconds = time.perf_counter() - t0
         if info.is_main:
-            if step.clipped:  # the message Caffe's ClipGradients logs
+            if step.clipped:  # the message Caffe's ClipGradients logs (+ which norm it is)
                 log.debug("Gradient clipping: scaling down gradients (L2 norm %g > %g) by "
-                          "scale factor %g", step.grad_norm, opt.clip_gradients, step.clip_scale)
+                          "scale factor %g (norm of the %s gradient)", step.grad_norm,
+                          opt.clip_gradients, step.clip_scale, step.norm_of)
             run.append_metrics({
                 "iter": it, "epoch": stream.position.epoch, "lr": f"{lr:.8g}",
                 "loss": f"{loss_value:.8g}", "train_video_top1": f"{acc:.6f}",
-                "grad_norm": f"{step.grad_norm:.8g}", "clipped": int(step.clipped),
+                "grad_norm": f"{step.grad_norm:.8g}", "grad_norm_of": step.norm_of,
+                "clipped": int(step.clipped),
                 "clip_scale": f"{step.clip_scale:.8g}", "seconds": f"{seconds:.4f}",
                 "videos_per_s": f"{exp.solver.batch_per_process * iter_size * world / seconds:.2f}",
             })
