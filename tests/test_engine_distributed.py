@@ -1,16 +1,24 @@
-"""Data-parallel training on CPU (gloo): 2 processes x iter_size 1 == 1 process x iter_size 2.
+"""Data-parallel training on CPU (gloo): every split of a batch of 16 gives the same weights.
+
+1 process x iter_size 4 == `mpirun -np 2` x iter_size 2 == `mpirun -np 4` x iter_size 1 within
+1e-6 after 4 iterations, with gradient clipping active at EVERY iteration (metrics.csv says
+clipped=1 on each row, so the test fails if clipping silently stops happening). That holds
+because solver.clip_mode "release" (the default) compares the norm of the gradient averaged over
+ranks and iter_size with clip_gradients, as the release's 4 GPUs x iter_size 1 did. Caffe's
+literal rule (clip_mode "caffe_iter_size": clip the iter_size SUM, docs/engine.md "Gradient
+clipping and iter_size") gives another result at iter_size > 1, which is checked too.
 
 Why the comparison is of learnable parameters only: the unfrozen first BN keeps per-rank running
-statistics (the Caffe fork has no SyncBN, spec 4.5), so rank 0's running mean/var saw one
-batch per iteration where the single process saw two; the GRADIENTS are identical because each
-sub-batch (or rank) normalises with its own batch statistics in both set-ups.
-Why clipping is off: Caffe clips the summed gradient on one process but the rank-averaged one
-on several (spec 4.6 steps 1-4), so with clipping active the two runs differ by design.
+statistics (the Caffe fork has no SyncBN, spec 4.5), so rank 0's running mean/var saw fewer
+batches per iteration than the single process; the GRADIENTS are identical because each
+sub-batch (or rank) normalises with its own batch statistics in every set-up.
 Why dropout is 0: masks come from per-rank random streams.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import signal
@@ -49,20 +57,40 @@ num_workers = 0
 synthetic_delay_s = {delay}
 
 [solver]
-base_lr = 0.05
+base_lr = 0.1
 lr_policy = "step"
-stepsize = 2
+stepsize = 3
 max_iter = {max_iter}
 batch_per_process = 4
-effective_batch = 8
-clip_gradients = 0.0
+effective_batch = {batch}
+clip_gradients = {clip}
+clip_mode = "{clip_mode}"
 """
+# The averaged gradient's norm stays within 0.28-0.55 on this problem: 0.1 clips every iteration.
+CLIP = 0.1
+BATCH = 16  # 1 x iter_size 4, 2 ranks x iter_size 2, 4 ranks x iter_size 1
 
 
-def _config(tmp_path: Path, max_iter: int = 3, delay: float = 0.0) -> Path:
-    path = tmp_path / f"dist_{max_iter}_{delay}.toml"
-    path.write_text(CONFIG.format(max_iter=max_iter, delay=delay))
+def _config(tmp_path: Path, max_iter: int = 4, delay: float = 0.0, batch: int = BATCH,
+            clip: float = CLIP, clip_mode: str = "release") -> Path:
+    path = tmp_path / f"dist_{max_iter}_{delay}_{batch}_{clip}_{clip_mode}.toml"
+    path.write_text(CONFIG.format(max_iter=max_iter, delay=delay, batch=batch, clip=clip,
+                                  clip_mode=clip_mode))
     return path
+
+
+def _metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_clipped_every_iteration(run: Path, norm_of: str = "mean") -> None:
+    rows = _metrics(run)
+    assert [int(r["iter"]) for r in rows] == [0, 1, 2, 3]
+    for r in rows:
+        assert r["clipped"] == "1", f"iteration {r['iter']} was not clipped: {r}"
+        assert r["grad_norm_of"] == norm_of and float(r["clip_scale"]) < 1.0
+        assert float(r["grad_norm"]) > CLIP
 
 
 def _params(run: Path) -> dict[str, torch.Tensor]:
@@ -84,9 +112,10 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
-    """One process, iter_size 2 (derived from effective batch 8 / batch 4 / world 1)."""
+    """One process, iter_size 4 (effective batch 16 / batch 4 / world 1), clipped every time."""
     tmp = tmp_path_factory.mktemp("single")
     train(load_experiment(_config(tmp)), run_dir=tmp / "run")
+    _assert_clipped_every_iteration(tmp / "run")
     return tmp / "run"
 
 
@@ -103,7 +132,13 @@ def _torchrun_style(cfg: Path, run: Path, world: int = 2) -> list[subprocess.Pop
     return procs
 
 
-def _assert_params_equal(a: dict, b: dict) -> None:
+def _max_diff(a: dict, b: dict) -> float:
+    """Largest absolute difference over the learnable tensors of two runs."""
+    assert a.keys() == b.keys() and len(a) == 10  # conv1, bn1, conv2, bn2, fc: weight + bias
+    return max((a[key] - b[key]).abs().max().item() for key in a)
+
+
+def _assert_params_equal(a: dict, b: dict, what: str = "") -> None:
     assert a.keys() == b.keys() and len(a) == 10  # conv1, bn1, conv2, bn2, fc: weight + bias
     torch.manual_seed(4)  # the runs' seed: rebuild the initial weights
     init = build_model(load_experiment(None, ["model.arch=tiny", "model.num_classes=4",
@@ -111,26 +146,45 @@ def _assert_params_equal(a: dict, b: dict) -> None:
     assert not torch.equal(a["conv1.weight"], init["conv1.weight"]), "nothing was trained"
     for key in a:
         err = (a[key] - b[key]).abs().max().item()
-        assert err <= 1e-6, f"{key}: 2 ranks vs iter_size 2 differ by {err:.3g}"
+        assert err <= 1e-6, f"{key}: {what} vs 1 process x iter_size 4 differ by {err:.3g}"
 
 
-def test_mpirun_two_ranks_equal_one_process_with_iter_size_2(tmp_path, single):
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_mpirun_ranks_equal_one_process_with_iter_size_4_with_clipping(tmp_path, single, ranks):
+    """2 ranks x iter_size 2 and 4 ranks x iter_size 1 (the release's split) == 1 x 4."""
     if shutil.which("mpirun") is None:
         pytest.fail("mpirun not found: `make setup` installs openmpi-bin (spec/environment.md 5)")
     run = tmp_path / "run"
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
            sys.executable, "-m", "tsn.cli", "train", str(_config(tmp_path)), "--run-dir", str(run)]
     done = subprocess.run(cmd, cwd=REPO, env=_clean_env(), capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    record = (run / "run.json").read_text()
-    assert '"world_size": 2' in record and '"iter_size": 1' in record
-    assert '"launcher": "mpirun"' in record
-    _assert_params_equal(_params(run), _params(single))
+    record = json.loads((run / "run.json").read_text())
+    assert record["world_size"] == ranks and record["iter_size"] == BATCH // 4 // ranks
+    assert record["launcher"] == "mpirun" and record["clip_mode"] == "release"
+    _assert_clipped_every_iteration(run)
+    # the compared norm is the same quantity in every split: the averaged gradient's
+    first = [float(r["grad_norm"]) for r in _metrics(run)]
+    assert first == pytest.approx([float(r["grad_norm"]) for r in _metrics(single)], rel=1e-5)
+    _assert_params_equal(_params(run), _params(single), f"{ranks} ranks")
+
+
+def test_caffe_iter_size_clip_mode_clips_the_sum_and_changes_the_result(tmp_path, single):
+    """The switch is real: at iter_size 4 Caffe's literal rule compares a norm 4x larger (the
+    iter_size sum) with the clip, so it clips harder and ends elsewhere."""
+    run = tmp_path / "run"
+    train(load_experiment(_config(tmp_path, clip_mode="caffe_iter_size")), run_dir=run)
+    _assert_clipped_every_iteration(run, norm_of="sum")
+    literal, release = _metrics(run)[0], _metrics(single)[0]  # same weights before iteration 0
+    assert float(literal["grad_norm"]) == pytest.approx(4 * float(release["grad_norm"]), rel=1e-6)
+    assert float(literal["clip_scale"]) == pytest.approx(float(release["clip_scale"]) / 4,
+                                                         rel=1e-6)
+    assert _max_diff(_params(run), _params(single)) > 1e-3
 
 
 @pytest.mark.slow  # the mpirun test shows the equality; the dead-rank test uses the torchrun path
-def test_torchrun_two_ranks_equal_one_process_with_iter_size_2(tmp_path, single):
+def test_torchrun_two_ranks_equal_one_process_with_iter_size_4(tmp_path, single):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_port", str(_free_port()), "-m", "tsn.cli", "train", str(_config(tmp_path)),
@@ -139,12 +193,13 @@ def test_torchrun_two_ranks_equal_one_process_with_iter_size_2(tmp_path, single)
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert '"launcher": "torchrun"' in (run / "run.json").read_text()
-    _assert_params_equal(_params(run), _params(single))
+    _assert_clipped_every_iteration(run)
+    _assert_params_equal(_params(run), _params(single), "torchrun, 2 ranks")
 
 
 def test_a_dead_rank_makes_the_other_exit_with_an_error(tmp_path):
     run = tmp_path / "run"
-    cfg = _config(tmp_path, max_iter=200, delay=0.02)
+    cfg = _config(tmp_path, max_iter=200, delay=0.02, batch=8)
     procs = _torchrun_style(cfg, run)
     metrics = run / "metrics.csv"
     deadline = time.monotonic() + 90
