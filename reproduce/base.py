@@ -21,6 +21,7 @@ from pathlib import Path
 from reproduce import data as data_mod
 from reproduce.profiles import Profile
 from tsn import report
+from tsn.config import LEGACY_CLIP_MODE
 from tsn.fusion import default_weights, fuse
 from tsn.metrics import mean_class_accuracy, video_top1
 from tsn.scores import load_scores, save_scores
@@ -88,8 +89,11 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
     # DATA=synthetic trains on `tsn synth` frame folders: data.dataset=synth (UCF101's format
     # and solver presets), so config.json and run.json say what the data really was
     family = "synth" if ctx.data == "synthetic" else ctx.data
-    ordered = [*base, f"model.modality={stream.model_modality}", *stream.delta,
-               *ctx.profile.overrides(stream.model_modality), f"data.dataset={family}",
+    # the clip rule is in every run's overrides, so its hash: runs trained before clip_mode
+    # existed (Caffe's literal iter_size rule) are never reused as release runs
+    ordered = ["solver.clip_mode=release", *base, f"model.modality={stream.model_modality}",
+               *stream.delta, *ctx.profile.overrides(stream.model_modality),
+               f"data.dataset={family}",
                f"data.train_list={lists.train.resolve()}", f"data.split={split}",
                f"model.num_classes={lists.num_classes}", f"name={stream.modality}",
                *ctx.overrides]
@@ -178,7 +182,8 @@ def _protocol_fields(run_dir: Path) -> dict:
     return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
             "batch": s["effective_batch"], "init": init, "arch": m["arch"],
             "partial_bn": m["partial_bn"], "segments": m["num_segments"],
-            "consensus": m["consensus"], "precision": cfg.get("precision", "fp32")}
+            "consensus": m["consensus"], "precision": cfg.get("precision", "fp32"),
+            "clip_mode": s.get("clip_mode", LEGACY_CLIP_MODE)}
 
 
 def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:

@@ -20,12 +20,12 @@ from tsn import report
 # and for each row the protocol that produced it.
 CSV_COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "value", "paper_value",
                "delta", "within_tolerance", "top1", "protocol", "schedule", "batch", "init",
-               "arch", "segments", "consensus", "partial_bn", "precision", "profile", "scores",
-               "commit",
+               "arch", "segments", "consensus", "partial_bn", "precision", "clip_mode", "profile",
+               "scores", "commit",
                "device", "torch", "date")
 MD_COLUMNS = ("table", "row", "column", "value", "paper_value", "delta", "within_tolerance", "top1",
               "protocol", "schedule", "batch", "init", "arch", "segments", "partial_bn",
-              "precision", "dataset", "split", "profile", "commit")
+              "precision", "clip_mode", "dataset", "split", "profile", "commit")
 SYNTHETIC_CLASSES = ("The synthetic classes come in pairs that need one cue each (tsn.data.synth): "
                      "colour (RGB), object motion (flow), object motion under a camera pan "
                      "(warped flow) and the order of two shapes (no stream with average "
@@ -111,7 +111,10 @@ def write_table_report(name: str, rows: Sequence[dict], out_dir: str | Path,
                        "profile); partial_bn: release (BN statistics and affine frozen after the "
                        "first BN), paper (statistics only) or none; init: what was loaded; "
                        "precision: fp32 = IEEE float32 as the release, tf32 / bf16 = faster "
-                       "deviations (tsn/engine/precision.py)."],
+                       "deviations (tsn/engine/precision.py); clip_mode: release = the gradient "
+                       "clip compares the norm of the gradient averaged over GPUs and iter_size, "
+                       "as the release's 4 GPUs x iter_size 1, caffe_iter_size = Caffe's literal "
+                       "rule (the iter_size sum; a tighter clip when iter_size > 1)."],
         record=record, image=paths["png"].name)
     return paths
 

@@ -127,6 +127,8 @@ def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
     record = vs.protocol.extra["record"]
     assert record["config"]["model"]["arch"] == "tiny" and record["seed"] == 0
     assert set(record) >= {"commit", "versions", "hardware", "date"}
+    # the release's clip rule and float32: named, and no deviation note
+    assert vs.protocol.extra["clip_mode"] == "release" and vs.protocol.note == ""
     assert (tmp_path / "s.confusion.png").is_file()
     assert "mean class accuracy" in capsys.readouterr().out
     assert not (tmp_path / "s.partial.npz").exists()  # removed once s.npz is written
@@ -241,3 +243,15 @@ def test_partial_file_is_saved_periodically(tmp_path):
         evaluate(CrashAfter(crash_at=3), ds, ["a", "b", "c"], torch.device("cpu"), proto,
                  progress=False, partial=partial, save_every_s=0)
     assert load_scores(partial).video_ids == ("a", "b")
+
+
+def test_score_file_note_names_caffes_clip_rule():
+    """A run trained with Caffe's literal iter_size clip says so in its score files."""
+    from tsn.config import load_experiment
+    from tsn.evaluate import _deviation_note
+
+    assert _deviation_note(load_experiment(None), "fp32") == ""
+    literal = load_experiment(None, ["solver.clip_mode=caffe_iter_size"])
+    assert _deviation_note(literal, "fp32").startswith("clip_mode caffe_iter_size")
+    both = _deviation_note(literal, "bf16")
+    assert both.startswith("precision bf16") and "; clip_mode caffe_iter_size" in both

@@ -82,6 +82,13 @@ def test_rows_are_deltas_and_shared_runs_hash_equal(tmp_path):
     rgb = stream_overrides(table2.RGB, table2.BASE, full, 1)
     assert any(o.startswith("model.init_weights=") and o.endswith("w.pt") for o in rgb)
     assert "solver.preset=paper" in rgb
+    # the clip rule is in every run's overrides and hash; an override wins and names a new run
+    assert "solver.clip_mode=release" in t2
+    literal = Context("synthetic", get_profile("tiny"), tmp_path, tmp_path / "runs",
+                      overrides=("solver.clip_mode=caffe_iter_size",))
+    t2_literal = stream_overrides(table2.RGB, table2.BASE, literal, 1)
+    assert "solver.clip_mode=caffe_iter_size" in t2_literal
+    assert "solver.clip_mode=release" not in t2_literal and run_key(t2_literal) != run_key(t2)
     scratch = table1.ROWS["From Scratch"].cells[1].streams[0]
     assert scratch == Stream("flow", ("model.init=scratch", "model.partial_bn=none",
                                       "model.dropout=0"))

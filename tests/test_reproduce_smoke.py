@@ -36,6 +36,7 @@ def test_make_table2_synthetic_tiny(tmp_path: Path):
                                         "RGB Image + RGB Difference", "Optical Flow"]
     assert all(r["dataset"] == "synthetic" and r["protocol"].startswith("3x1") for r in rows)
     assert all(r["precision"] == "fp32" for r in rows)  # the release's float32, named
+    assert all(r["clip_mode"] == "release" for r in rows)  # the release's clip rule, named
     assert all(0.0 <= float(r["value"]) <= 100.0 for r in rows)
     # second run: the trained runs and score files are reused, nothing is retrained
     second = make("table2", *args)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tsn.engine.optim import clip_mode_note
 from tsn.engine.precision import PRECISIONS, autocast, precision_note, set_float32_mode
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
@@ -260,6 +261,12 @@ def build_test_dataset(records, modality: str, protocol: Protocol,
                                           new_length=new_length or None)
 
 
+def _deviation_note(exp, precision: str) -> str:
+    """Score-file note: test precision and training clip mode when they are not the release's."""
+    notes = [precision_note(precision), clip_mode_note(exp.solver.clip_mode)]
+    return "; ".join(n for n in notes if n)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tsn test`."""
     parser.add_argument("run_dir", help="run folder written by `tsn train`")
@@ -308,10 +315,11 @@ def run(args: argparse.Namespace) -> int:
                             num_crops=args.crops, crop_agg=args.crop_agg,
                             frame_sampling=args.sampling, weights=str(ckpt),
                             dataset=args.dataset or exp.data.dataset, split=args.split,
-                            commit=git_commit(), note=precision_note(args.precision),
+                            commit=git_commit(), note=_deviation_note(exp, args.precision),
                             # the run record: training config, versions, hardware, seed
                             extra={"record": run_record(to_dict(exp), exp.seed),
-                                   "list": str(args.list), "precision": args.precision})
+                                   "list": str(args.list), "precision": args.precision,
+                                   "clip_mode": exp.solver.clip_mode})
         dataset = build_test_dataset(records, exp.model.modality, protocol,
                                      exp.model.new_length)
         ids = [Path(r.path).name for r in records]

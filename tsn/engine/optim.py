@@ -80,6 +80,15 @@ def check_clip_mode(clip_mode: str) -> None:
                          "gradient averaged over ranks and iter_size, as the release's 4 GPUs)")
 
 
+def clip_mode_note(clip_mode: str) -> str:
+    """The deviation note for score files and reports: "" for the release's rule."""
+    check_clip_mode(clip_mode)
+    if clip_mode == "release":
+        return ""
+    return ("clip_mode caffe_iter_size (Caffe's literal rule: the clip met the gradient summed "
+            "over iter_size, tighter than the release's 4 GPUs x iter_size 1 when iter_size > 1)")
+
+
 def clip_decision(summed_norm: float, clip_gradients: float, iter_size: int = 1,
                   clip_mode: str = "release") -> StepInfo:
     """Whether and by how much Caffe's ClipGradients scales the gradient (solver.cpp).
