@@ -1,11 +1,12 @@
 # Data area (tsn/data, tsn/flow, tsn/download.py): datasets, extraction, lists. See docs/data.md.
 
-.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data
+.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow flow-cost
 
 DATA_DIR ?= data
 SYNTH_DIR ?= $(DATA_DIR)/synth
 FLOW ?= tvl1
 WORKERS ?= 2
+FLOW_DEVICE ?= cpu
 
 data-ucf101: ## download (resumable) + unpack UCF101 and its splits into data/ucf101 (URLs: UCF101_URL, UCF101_SPLITS_URL)
 	$(PY) -m tsn.data.prepare ucf101 --root $(DATA_DIR)/ucf101
@@ -26,3 +27,12 @@ bench-data: ## training-sample throughput (RGB, flow) vs a naive PIL pipeline ->
 	$(PY) -m tsn.data.bench --out results/bench/data_throughput
 
 BENCH_TARGETS += bench-data
+
+bench-flow: ## TV-L1 pairs/s: torch path (batch 1/8/32) vs OpenCV 5 CPU, interleaved (FLOW_DEVICE=cpu|cuda) -> results/bench/flow_<device>.{json,md,png}, then make flow-cost
+	$(PY) -m bench.flow --device $(FLOW_DEVICE) --out-dir results/bench
+	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
+
+flow-cost: ## README's UCF101/HMDB51 extraction cost table from results/bench/flow_*.json
+	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
+
+BENCH_TARGETS += bench-flow
