@@ -2,6 +2,8 @@
 # DATA= synthetic | ucf101 | hmdb51; PROFILE= full | demo | tiny (default: full, tiny on synthetic);
 # ROWS= comma-separated row names; INIT_WEIGHTS='bn_inception=PATH ...' (full profile);
 # SCHEDULE= released | paper (full profile); PRECISION= fp32 (release) | tf32 | bf16;
+# CLIP_MODE= release (default: clip the iter_size-averaged gradient, as the release's 4 GPUs)
+#   | caffe_iter_size (Caffe's literal rule: clip the iter_size sum);
 # DATA_ROOT= folder with <data>/splits, frames;
 # LAUNCH='mpirun -np 4' trains on several GPUs (default: one process, iter_size keeps batch 128).
 DATA ?= ucf101
@@ -9,13 +11,15 @@ PROFILE ?=
 ROWS ?=
 SCHEDULE ?=
 PRECISION ?=
+CLIP_MODE ?=
 INIT_WEIGHTS ?=
 DATA_ROOT ?= data
 RESULTS ?= results
 LAUNCH ?=
 REPRO_ARGS = --data $(DATA) --data-root $(DATA_ROOT) --out $(RESULTS) \
   $(if $(PROFILE),--profile $(PROFILE)) $(if $(ROWS),--rows "$(ROWS)") \
-  $(if $(SCHEDULE),--schedule $(SCHEDULE)) $(if $(PRECISION),--precision $(PRECISION)) $(foreach w,$(INIT_WEIGHTS),--init-weights $(w)) \
+  $(if $(SCHEDULE),--schedule $(SCHEDULE)) $(if $(PRECISION),--precision $(PRECISION)) \
+  $(if $(CLIP_MODE),--set solver.clip_mode=$(CLIP_MODE)) $(foreach w,$(INIT_WEIGHTS),--init-weights $(w)) \
   $(if $(LAUNCH),--launcher "$(LAUNCH)")
 
 .PHONY: table1 table2 table3 table4 table5 table6 fusion demo paper-csv
