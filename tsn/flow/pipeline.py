@@ -152,13 +152,17 @@ class _State:
             return
         if not v.error and v.total != v.written:
             return  # pairs still queued for the device
+        if not v.error:
+            try:
+                if v.dst.exists():
+                    shutil.rmtree(v.dst)
+                v.tmp.replace(v.dst)
+            except OSError as err:  # e.g. a read-only output: this video fails, the run goes on
+                v.error = f"{type(err).__name__}: {err}"
         if v.error:
             shutil.rmtree(v.tmp, ignore_errors=True)  # a failed video leaves no partial folder
             self.on_fail(str(v.video), v.error)
         else:
-            if v.dst.exists():
-                shutil.rmtree(v.dst)
-            v.tmp.replace(v.dst)
             self.on_done(str(v.video), v.written)
         v.dst = None  # settled
         self.finished += 1
