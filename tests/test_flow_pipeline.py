@@ -314,3 +314,23 @@ def test_write_jpeg_is_imencode_quality_95(tmp_path):
     img = _texture(48, 64, 1)
     write_jpeg(tmp_path / "a.jpg", img)
     assert (tmp_path / "a.jpg").read_bytes() == _jpeg(img)
+
+
+@pytest.mark.gpu
+def test_cuda_extraction_gives_the_cpu_files_up_to_float_rounding(videos, batch1, tmp_path):
+    """--device cuda: same folders as the CPU; flow levels equal up to device rounding."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.fail("no CUDA device visible (the gpu marker needs one)")
+    out = tmp_path / "frames"
+    cfg = ExtractConfig(width=W, height=H, batch=4, device="cuda")
+    assert extract_all(find_videos(videos), out, cfg, workers=2, progress=False)["done"] == 3
+    got, want = _tree(out), _tree(batch1)
+    assert got.keys() == want.keys()
+    assert all(got[k] == want[k] for k in want if "/img_" in k)
+    levels = [np.abs(cv2.imdecode(np.frombuffer(got[k], np.uint8), 0).astype(int)
+                     - cv2.imdecode(np.frombuffer(want[k], np.uint8), 0)) for k in want
+              if "/flow_" in k]
+    assert np.mean([(d <= 1).mean() for d in levels]) >= 0.99
+    assert read_settings(out)["provenance"]["device"] == "cuda"
