@@ -377,12 +377,13 @@ def warp_gpu_bicubic(stack: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) ->
 
 
 class StopRule:
-    """Per-pair stopping test of one warp's inner loop, for active pairs held on the host.
+    """Per-pair stopping test of one warp's inner loops (host side; pairs indexed 0..N-1).
 
-    "every_iteration" (tvl1flow.cpp procOneScale): the loop runs while the error of the last
-    iteration exceeds epsilon^2 * area (a float threshold). "odd_iterations" (gpu tvl1flow.cpp):
-    the error is only summed on odd n while `prevError < scaledEpsilon`; every other iteration
-    sets error = DBL_MAX and lowers prevError by scaledEpsilon (a double threshold).
+    "every_iteration" (tvl1flow.cpp procOneScale): a loop runs on while the error of its last
+    iteration exceeds epsilon^2 * area, a float threshold. "odd_iterations" (gpu tvl1flow.cpp):
+    the error is summed only on odd n and only while `prevError < scaledEpsilon` (prevError starts
+    at 0); every other iteration sets error = DBL_MAX and lowers prevError by scaledEpsilon, a
+    double threshold. Both stop after `iterations`.
     """
 
     def __init__(self, kind: str, n_pairs: int, epsilon: float, area: int,
@@ -394,26 +395,24 @@ class StopRule:
         self.threshold = float(np.float32(scaled)) if kind == "every_iteration" else scaled
         self.prev_error = np.zeros(n_pairs, dtype=np.float64)
 
-    def measure(self, n: int) -> np.ndarray:
-        """Which active pairs sum their error at iteration n (0-based)."""
+    def measure(self, n: int, pairs: np.ndarray) -> np.ndarray:
+        """Which of `pairs` sum their error at iteration n (0-based)."""
         if self.kind == "every_iteration":
-            return np.ones(len(self.prev_error), dtype=bool)
+            return np.ones(len(pairs), dtype=bool)
         if not (self.measure_enabled and n & 1):
-            return np.zeros(len(self.prev_error), dtype=bool)
-        return self.prev_error < self.threshold
+            return np.zeros(len(pairs), dtype=bool)
+        return self.prev_error[pairs] < self.threshold
 
-    def stops(self, n: int, measured: np.ndarray, errors: np.ndarray) -> np.ndarray:
-        """After iteration n: which active pairs stop (error <= threshold or iterations done)."""
+    def stops(self, n: int, pairs: np.ndarray, measured: np.ndarray,
+              errors: np.ndarray) -> np.ndarray:
+        """After iteration n: which of `pairs` stop (error <= threshold, or out of iterations)."""
         if self.kind == "every_iteration":
             error = errors
         else:
             error = np.where(measured, errors, DBL_MAX)
-            self.prev_error = np.where(measured, errors, self.prev_error - self.threshold)
+            self.prev_error[pairs] = np.where(measured, errors,
+                                              self.prev_error[pairs] - self.threshold)
         return ~(error > self.threshold) | (n + 1 >= self.iterations)
-
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop the state of the pairs that left the working batch."""
-        self.prev_error = self.prev_error[mask]
 
 
 def _tree_sum(x: torch.Tensor) -> torch.Tensor:
@@ -428,14 +427,14 @@ def _tree_sum(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0]
 
 
-def _error_sums(d1: torch.Tensor, d2: torch.Tensor, arithmetic: str) -> np.ndarray:
-    """sum over pixels of d1^2 + d2^2 per pair, to the host.
+def _error_sums(change: torch.Tensor, arithmetic: str) -> np.ndarray:
+    """Per pair, the sum over pixels of the float change d1^2 + d2^2 (N, H, W), to the host.
 
-    The per-pixel term is float as in both sources. "cpu" sums it in double (the 2.4 CPU code
-    adds it to a float left to right; a double sum is within its rounding and the same for any
-    batch), "gpu" in float by a fixed halving tree (gpu::sum reduces in float in parallel).
+    "cpu" sums in double (the 2.4 CPU code adds to a float left to right; the double sum is
+    within that rounding and the same for any batch), "gpu" in float by a fixed halving tree
+    (gpu::sum reduces in float, in parallel).
     """
-    term = (d1 * d1 + d2 * d2).reshape(d1.shape[0], -1)
+    term = change.reshape(change.shape[0], -1)
     if arithmetic == "cpu":
         return term.double().sum(dim=1).cpu().numpy()
     return _tree_sum(term).double().cpu().numpy()
@@ -445,115 +444,118 @@ def _error_sums(d1: torch.Tensor, d2: torch.Tensor, arithmetic: str) -> np.ndarr
 # The solver
 
 
-@dataclass
-class _Duals:
-    """The per-level state of every pair: flow and dual variables."""
+def _inner_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, lt_grad, neg_lt_grad,
+                l_t: float, theta: float, taut: float, rho_c, double_hypot: bool):
+    """One inner iteration of both 2.4 sources, on tensors only (so torch.compile can fuse it).
 
-    u1: torch.Tensor
-    u2: torch.Tensor
-    p11: torch.Tensor
-    p12: torch.Tensor
-    p21: torch.Tensor
-    p22: torch.Tensor
-
-    NAMES = ("u1", "u2", "p11", "p12", "p21", "p22")
-
-    def select(self, index: torch.Tensor) -> _Duals:
-        """The state of the pairs at `index` (a copy)."""
-        return _Duals(*(getattr(self, k)[index] for k in self.NAMES))
-
-    def put(self, index: torch.Tensor, part: _Duals, rows: torch.Tensor | None = None) -> None:
-        """Write `part` (or its `rows`) back into the pairs at `index`."""
-        for k in self.NAMES:
-            src = getattr(part, k)
-            getattr(self, k)[index] = src if rows is None else src[rows]
-
-
-def _iteration(s: _Duals, I1wx, I1wy, grad, rho_c, l_t: float, theta: float, taut: float,
-               arithmetic: str, want_error: bool):
-    """One inner iteration (estimateV, divergence, estimateU, forward gradient, duals), in place.
-
-    Returns the per-pixel flow change (d1, d2) when `want_error`, else None.
+    estimateV (thresholding), divergence of p, estimateU, forward gradient of u, dual update.
+    Returns the new (u1, u2, p11, p12, p21, p22) and the per-pixel change d1^2 + d2^2 that both
+    sources sum for the stopping test.
     """
-    rho = rho_c + (I1wx * s.u1 + I1wy * s.u2)
-    lt_grad = l_t * grad
-    # thresholding operator TH: d = c * grad(I1w) with c chosen per pixel as estimateV does
-    coeff = torch.where(rho < -lt_grad, l_t,
+    rho = rho_c + (I1wx * u1 + I1wy * u2)
+    # thresholding operator TH: v = u + c * grad(I1w), c chosen per pixel as estimateV does
+    coeff = torch.where(rho < neg_lt_grad, l_t,
                         torch.where(rho > lt_grad, -l_t,
                                     torch.where(grad > FLT_EPSILON, -rho / grad, 0.0)))
-    v1 = s.u1 + coeff * I1wx
-    v2 = s.u2 + coeff * I1wy
-    u1 = v1 + theta * divergence(s.p11, s.p12)
-    u2 = v2 + theta * divergence(s.p21, s.p22)
-    change = (u1 - s.u1, u2 - s.u2) if want_error else None
-    s.u1, s.u2 = u1, u2
-    u1x, u1y = forward_gradient(u1)
-    u2x, u2y = forward_gradient(u2)
-    if arithmetic == "cpu":  # static_cast<float>(hypot(double, double))
+    v1 = u1 + coeff * I1wx
+    v2 = u2 + coeff * I1wy
+    new1 = v1 + theta * divergence(p11, p12)
+    new2 = v2 + theta * divergence(p21, p22)
+    d1, d2 = new1 - u1, new2 - u2
+    change = d1 * d1 + d2 * d2
+    u1x, u1y = forward_gradient(new1)
+    u2x, u2y = forward_gradient(new2)
+    if double_hypot:  # tvl1flow.cpp: static_cast<float>(hypot(double, double))
         g1 = torch.hypot(u1x.double(), u1y.double()).float()
         g2 = torch.hypot(u2x.double(), u2y.double()).float()
-    else:  # hypotf
+    else:  # tvl1flow.cu: hypotf
         g1 = torch.hypot(u1x, u1y)
         g2 = torch.hypot(u2x, u2y)
     ng1 = 1.0 + taut * g1
     ng2 = 1.0 + taut * g2
-    s.p11 = (s.p11 + taut * u1x) / ng1
-    s.p12 = (s.p12 + taut * u1y) / ng1
-    s.p21 = (s.p21 + taut * u2x) / ng2
-    s.p22 = (s.p22 + taut * u2y) / ng2
-    return change
+    return (new1, new2, (p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1,
+            (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2, change)
+
+
+_COMPILED: dict = {}
+
+
+def _step_function(compile_step: bool):
+    """_inner_step, or its torch.compile'd twin (one per process, dynamic shapes)."""
+    if not compile_step:
+        return _inner_step
+    if "step" not in _COMPILED:
+        _COMPILED["step"] = torch.compile(_inner_step, dynamic=True)
+    return _COMPILED["step"]
+
+
+STATE = ("u1", "u2", "p11", "p12", "p21", "p22")  # what an inner iteration carries
 
 
 def _solve_level(I0: torch.Tensor, I1: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor,
-                 params: TVL1Params, sem: Semantics) -> tuple[torch.Tensor, torch.Tensor,
-                                                               np.ndarray]:
-    """procOneScale for a batch: `warps` warps, each with per-pair inner loops.
+                 params: TVL1Params, sem: Semantics,
+                 compile_step: bool = False) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """procOneScale for a batch: `warps` warps, each with an inner loop per pair.
 
-    Returns the refined (u1, u2) and the inner iteration counts (N, warps).
+    The duals p are zeroed once per level, not per warp (both sources). A pair whose loop stops
+    leaves the working batch; its state is written back at once. With `compile_step` the working
+    batch never shrinks below two rows (a finished row rides along, unwritten), because compiled
+    graphs specialise on a batch of one. Returns the refined (u1, u2) and the inner iteration
+    counts (N, warps).
     """
     n, h, w = I0.shape
     I1x, I1y = centered_gradient(I1)
     stack = torch.stack([I1, I1x, I1y], dim=1)
     zeros = torch.zeros_like(I0)
-    state = _Duals(u1, u2, zeros, zeros.clone(), zeros.clone(), zeros.clone())
+    state = {"u1": u1.clone(), "u2": u2.clone(), "p11": zeros, "p12": zeros.clone(),
+             "p21": zeros.clone(), "p22": zeros.clone()}
     # l_t, taut and theta are floats in both sources: static_cast<float>(lambda * theta) etc.
     l_t = float(np.float32(params.lambda_ * params.theta))
     taut = float(np.float32(params.tau / params.theta))
     theta = float(np.float32(params.theta))
     counts = np.zeros((n, params.warps), dtype=np.int32)
     warp = warp_remap_cubic if sem.warp == "remap_cubic" else warp_gpu_bicubic
+    step = _step_function(compile_step)
+    double_hypot = sem.arithmetic == "cpu"
     for k in range(params.warps):
-        warped = warp(stack, state.u1, state.u2)
+        warped = warp(stack, state["u1"], state["u2"])
         I1w, I1wx, I1wy = warped[:, 0], warped[:, 1], warped[:, 2]
         grad = I1wx * I1wx + I1wy * I1wy
-        rho_c = ((I1w - I1wx * state.u1) - I1wy * state.u2) - I0
-        active = torch.arange(n, device=I0.device)
-        host_active = np.arange(n)
-        work = state
+        rho_c = ((I1w - I1wx * state["u1"]) - I1wy * state["u2"]) - I0
+        lt_grad = l_t * grad
+        fixed = {"I1wx": I1wx, "I1wy": I1wy, "grad": grad, "lt_grad": lt_grad,
+                 "neg_lt_grad": -lt_grad, "rho_c": rho_c}
+        work = dict(state)
+        rows = np.arange(n)  # the pair of each working row
+        live = np.ones(n, dtype=bool)  # working rows whose pair still iterates
         rule = StopRule(sem.stop, n, params.epsilon, h * w, params.iterations)
         it = 0
-        while len(host_active):
-            measured = rule.measure(it)
-            change = _iteration(work, I1wx, I1wy, grad, rho_c, l_t, theta, taut,
-                                sem.arithmetic, bool(measured.any()))
-            errors = (_error_sums(*change, sem.arithmetic) if change is not None
-                      else np.zeros(len(host_active)))
-            stop = rule.stops(it, measured, errors)
+        while live.any():
+            measured = rule.measure(it, rows[live])
+            out = step(*(work[name] for name in STATE), fixed["I1wx"], fixed["I1wy"],
+                       fixed["grad"], fixed["lt_grad"], fixed["neg_lt_grad"], l_t, theta, taut,
+                       fixed["rho_c"], double_hypot)
+            work = dict(zip(STATE, out[:6]))
+            errors = (_error_sums(out[6], sem.arithmetic)[live] if measured.any()
+                      else np.zeros(int(live.sum())))
+            done = np.zeros(len(rows), dtype=bool)
+            done[live] = rule.stops(it, rows[live], measured, errors)
             it += 1
-            if not stop.any():
+            if not done.any():
                 continue
-            counts[host_active[stop], k] = it
-            keep = ~stop
-            if work is not state:
-                state.put(active, work)
-            if not keep.any():
-                break
-            keep_t = torch.from_numpy(keep).to(I0.device)
-            active, host_active = active[keep_t], host_active[keep]
-            rule.keep(keep)
-            work = state.select(active)
-            I1wx, I1wy, grad, rho_c = I1wx[keep_t], I1wy[keep_t], grad[keep_t], rho_c[keep_t]
-    return state.u1, state.u2, counts
+            counts[rows[done], k] = it
+            src = torch.from_numpy(np.flatnonzero(done)).to(I0.device)
+            dst = torch.from_numpy(rows[done]).to(I0.device)
+            for name in STATE:
+                state[name][dst] = work[name][src]
+            live &= ~done
+            if not live.any() or (compile_step and live.sum() == 1 and len(rows) > 1):
+                continue  # done, or keep two rows: the finished one rides along, unwritten
+            keep = torch.from_numpy(np.flatnonzero(live)).to(I0.device)
+            work = {name: t[keep] for name, t in work.items()}
+            fixed = {name: t[keep] for name, t in fixed.items()}
+            rows, live = rows[live], live[live]
+    return state["u1"], state["u2"], counts
 
 
 def _as_batch(frames, device: torch.device) -> torch.Tensor:
@@ -568,11 +570,13 @@ def _as_batch(frames, device: torch.device) -> torch.Tensor:
 
 def tvl1_flow_tensor(prev: torch.Tensor, nxt: torch.Tensor,
                      semantics: str | Semantics = "gpu24",
-                     params: TVL1Params | None = None) -> tuple[torch.Tensor, TVL1Stats]:
+                     params: TVL1Params | None = None,
+                     compile: bool = False) -> tuple[torch.Tensor, TVL1Stats]:
     """Flow prev -> nxt of N pairs of float32 frames (N, H, W) on their device.
 
     Returns the flow (N, H, W, 2), x then y in pixels (`prev(p) ~ nxt(p + flow(p))`), and the
-    iteration counts. The pyramid, solver and upsampling follow tvl1flow.cpp calc().
+    iteration counts. The pyramid, solver and upsampling follow tvl1flow.cpp calc(). `compile`
+    runs the inner iteration through torch.compile (fused kernels; the first call compiles).
     """
     params = params or TVL1Params()
     sem = get_semantics(semantics)
@@ -592,7 +596,8 @@ def tvl1_flow_tensor(prev: torch.Tensor, nxt: torch.Tensor,
         upsample = (upsample_pixel_centres if sem.upsample == "pixel_centres"
                     else upsample_gpu_corners)
         for i, s in enumerate(range(levels - 1, -1, -1)):
-            u1, u2, iterations[:, i] = _solve_level(I0s[s], I1s[s], u1, u2, params, sem)
+            u1, u2, iterations[:, i] = _solve_level(I0s[s], I1s[s], u1, u2, params, sem,
+                                                    compile)
             if s == 0:
                 break
             size = tuple(I0s[s - 1].shape[-2:])
@@ -605,13 +610,15 @@ def tvl1_flow_tensor(prev: torch.Tensor, nxt: torch.Tensor,
 
 def tvl1_flow(prev: np.ndarray, nxt: np.ndarray, *, semantics: str | Semantics = "gpu24",
               device: str | torch.device = "cpu", params: TVL1Params | None = None,
-              return_stats: bool = False):
+              compile: bool = False, return_stats: bool = False):
     """OpenCV 2.4 Dual TV-L1 flow of grey frames: (N, H, W) -> (N, H, W, 2), (H, W) -> (H, W, 2).
 
     `prev`, `nxt`: uint8 numpy arrays. float32 result, x then y in pixels. `semantics`: "gpu24"
     (dense_flow's GPU class, the default) or "cpu24" (the 2.4 CPU code). `device`: where to
-    compute ("cpu", "cuda", "cuda:1"). `params`: TVL1Params, dense_flow's by default. With
-    `return_stats`, also the TVL1Stats (iterations per pair, level and warp).
+    compute ("cpu", "cuda", "cuda:1"). `params`: TVL1Params, dense_flow's by default.
+    `compile`: fuse the inner iteration with torch.compile (faster on long runs; the first call
+    in a process compiles for ~30 s). With `return_stats`, also the TVL1Stats (iterations per
+    pair, level and warp).
     """
     prev, nxt = np.asarray(prev), np.asarray(nxt)
     if prev.shape != nxt.shape or prev.ndim not in (2, 3):
@@ -621,7 +628,8 @@ def tvl1_flow(prev: np.ndarray, nxt: np.ndarray, *, semantics: str | Semantics =
     if single:
         prev, nxt = prev[None], nxt[None]
     dev = torch.device(device)
-    flow, stats = tvl1_flow_tensor(_as_batch(prev, dev), _as_batch(nxt, dev), semantics, params)
+    flow, stats = tvl1_flow_tensor(_as_batch(prev, dev), _as_batch(nxt, dev), semantics, params,
+                                   compile)
     out = flow.cpu().numpy()
     if single:
         out = out[0]
