@@ -49,7 +49,7 @@ demo: ## synthetic data, small CPU profile: generate, extract, train RGB+flow, t
 	$(PY) -m reproduce fusion --data synthetic --profile demo --data-root $(DATA_ROOT) \
 	  --out $(RESULTS) --name demo
 
-paper-csv: ## regenerate results/paper.csv from the spec's paper_tables.csv
+paper-csv: ## regenerate results/paper.csv from the shared paper_tables.csv
 	$(PY) -m reproduce.paper
 
 .PHONY: test-reproduce test-evaluate-gpu

@@ -4,7 +4,7 @@ Each builder takes the LayerParameter and the bottom shapes (meta tensors, or No
 shape is unknown) and returns (module or None, forward function). Forward functions take the
 layer's module (None for parameterless layers) and the list of bottom tensors, and return the
 list of top tensors. Numerics follow the TSN Caffe fork
-(spec/tsn_caffe_facts.md 1.1, 4.2, 4.7).
+(docs/caffe_release.md#bn-inception, #bn-layer, #other-numerics).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ BUILDERS = {
 BLOB_LAYOUT = {
     "Convolution": [("weight", None), ("bias", None)],
     "InnerProduct": [("weight", None), ("bias", None)],
-    # BN blobs are (1, C) in the fork (caffe_golden/README.md), torch keeps (C,)
+    # BN blobs are (1, C) in the fork (bn_layer.cpp), torch keeps (C,)
     "BN": [("weight", "1C"), ("bias", "1C"), ("running_mean", "1C"), ("running_var", "1C")],
 }
 

@@ -1,7 +1,8 @@
 """Read Caffe text-format files (net prototxts, solver prototxts) with the real protobuf library.
 
-The schema is our caffe.proto for the TSN fork (field numbers from spec/tsn_caffe_facts.md 4.1);
-text_format handles both `param { }` blocks and bracketed repeated values (`mean_value: [..]`).
+The schema is our caffe.proto for the TSN fork (field numbers from the fork's
+src/caffe/proto/caffe.proto); text_format handles both `param { }` blocks and bracketed repeated
+values (`mean_value: [..]`).
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
         args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
                 str(run_dir)] + (["--resume"] if resume else [])
         report.atomic_write_bytes(run_dir / "empty.json", b"{}")
-        if ctx.launcher:  # e.g. "mpirun -np 4": several GPUs, one process each (spec 3.2)
+        if ctx.launcher:  # e.g. "mpirun -np 4": several GPUs, one process each (train_tsn.sh)
             cmd = [*shlex.split(ctx.launcher), sys.executable, "-m", "tsn.cli", *args]
             rc = subprocess.run(cmd, check=False).returncode
         else:  # one process; iter_size keeps the effective batch of the solver

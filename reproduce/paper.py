@@ -1,7 +1,8 @@
-"""Build `results/paper.csv` (the expected numbers) from spec/paper_tables.csv.
+"""Build `results/paper.csv` (the expected numbers) from the shared paper_tables.csv.
 
-The paper's numbers are never hand-typed here: this module transcribes the spec's table into the
-results schema (spec style anchors 8.9) and adds a `source` column naming the table, row and
+The paper's numbers are never hand-typed here: this module transcribes the shared facts folder's
+table ($TSN_SHARED/spec/paper_tables.csv, read as data) into the results schema
+(results/README.md) and adds a `source` column naming the table, row and
 column each number comes from. `python -m reproduce.paper` regenerates the file.
 """
 
@@ -19,9 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PAPER_CSV = REPO_ROOT / "results" / "paper.csv"
 COLUMNS = ("table", "row", "column", "dataset", "split", "metric", "paper_value", "tolerance",
            "source", "note")
-# Agreed gap (percentage points) before a reproduced number counts as "not reproduced". The
-# paper reports one run per number and the release trains a shorter schedule (spec section 9),
-# so 1 pp is the project's assumption, stated in results/README.md.
+# Agreed gap (percentage points) before a reproduced number counts as "not reproduced". The paper
+# reports one run per number and the release trains a shorter schedule
+# (docs/caffe_release.md#paper-vs-release), so 1 pp is the project's assumption, stated in
+# results/README.md.
 DEFAULT_TOLERANCE = 1.0
 SPEC_COLUMNS = ("table", "row", "column", "value_pct", "dataset", "split", "note")
 
@@ -32,7 +34,7 @@ def shared_dir() -> Path:
 
 
 def paper_rows(spec_csv: str | Path) -> list[dict]:
-    """Rows of results/paper.csv built from the spec's paper_tables.csv."""
+    """Rows of results/paper.csv built from the shared paper_tables.csv."""
     spec_csv = Path(spec_csv)
     if not spec_csv.is_file():
         raise FileNotFoundError(f"{spec_csv}: spec table not found; set TSN_SHARED to the "
@@ -64,7 +66,7 @@ def paper_rows(spec_csv: str | Path) -> list[dict]:
 
 
 def render(rows: list[dict]) -> str:
-    """CSV text of `rows` in COLUMNS order (paper values printed exactly as in the spec)."""
+    """CSV text of `rows` in COLUMNS order (paper values printed exactly as in paper_tables.csv)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()

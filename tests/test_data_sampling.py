@@ -1,5 +1,5 @@
 """Snippet indices (Caffe VideoData, eval_net.py) and crop boxes / flips (DataTransformer)
-against the rules of spec 2.2, 2.3 and 5.1."""
+against the rules of docs/caffe_release.md#sampling, #augmentation and #testing."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_val_offsets_segment_centres():
 
 
 def test_eval_ticks_match_eval_net_examples():
-    # spec 5.1: 150 frames -> step 6; 100 frames -> rgb step 4, flow step 3
+    # eval_net.py: 150 frames -> step 6; 100 frames -> rgb step 4, flow step 3
     assert sampling.eval_ticks(150, 1) == list(range(1, 146, 6))
     assert sampling.eval_ticks(150, 5) == list(range(1, 146, 6))
     assert sampling.eval_ticks(100, 1)[-1] == 97 and sampling.eval_ticks(100, 5)[-1] == 73
@@ -76,7 +76,7 @@ def test_scale_pairs_rgb_and_flow_on_340x256():
 
 def test_thirteen_fixed_crop_positions():
     offs = transforms.fix_crop_offsets(256, 340, 224, 224)
-    # units (8, 29): spec 2.3 example, max offset (32, 116)
+    # units (8, 29): docs/caffe_release.md#augmentation example, max offset (32, 116)
     assert offs[:5] == [(0, 0), (0, 116), (32, 0), (32, 116), (16, 58)]
     assert offs[5:] == [(0, 58), (32, 58), (16, 0), (16, 116), (8, 29), (8, 87), (24, 29),
                         (24, 87)]

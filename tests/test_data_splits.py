@@ -14,7 +14,8 @@ from tsn.data.video_list import (
     write_file_list,
 )
 
-# [TSN] data/hmdb51_splits/class_list.txt order (spec 7.3's list; note climb < climb_stairs)
+# [TSN] data/hmdb51_splits/class_list.txt order (docs/caffe_release.md#hmdb51-splits; note climb <
+# climb_stairs)
 HMDB_CAFFE_ORDER = (
     "brush_hair cartwheel catch chew clap climb climb_stairs dive draw_sword dribble drink eat "
     "fall_floor fencing flic_flac golf handstand hit hug jump kick_ball kick kiss laugh pick pour "
@@ -22,7 +23,7 @@ HMDB_CAFFE_ORDER = (
     "sit situp smile smoke somersault stand swing_baseball sword_exercise sword talk throw turn "
     "walk wave"
 ).split()
-UCF_COUNTS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}  # spec 7.2
+UCF_COUNTS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}  # caffe_release.md#ucf101-splits
 
 
 def ucf_classes() -> list[str]:
@@ -58,7 +59,7 @@ def write_hmdb_splits(folder, classes=HMDB_CAFFE_ORDER):
     """153 `<class>_test_split<k>.txt` files: 70 train, 30 test, 32-33 unused per class."""
     for k in (1, 2, 3):
         for ci, cls in enumerate(classes):
-            n_unused = 33 if ci < 34 else 32  # 1,666 unused in all (spec 7.3)
+            n_unused = 33 if ci < 34 else 32  # 1,666 unused (docs/datasets_and_ports.md)
             flags = [1] * 70 + [2] * 30 + [0] * n_unused
             # rotate so each split marks different videos, as the official splits do
             flags = flags[k * 7:] + flags[:k * 7]

@@ -9,10 +9,10 @@ literal rule (clip_mode "caffe_iter_size": clip the iter_size SUM, docs/engine.m
 clipping and iter_size") gives another result at iter_size > 1, which is checked too.
 
 Why the comparison is of learnable parameters only: the unfrozen first BN keeps per-rank running
-statistics (the Caffe fork has no SyncBN, spec 4.5), so rank 0's running mean/var saw fewer
-batches per iteration than the single process; the GRADIENTS are identical because each
-sub-batch (or rank) normalises with its own batch statistics in every set-up.
-Why dropout is 0: masks come from per-rank random streams.
+statistics (the Caffe fork has no SyncBN, docs/caffe_release.md#mpi), so rank 0's running mean/var
+saw fewer batches per iteration than the single process; the GRADIENTS are identical because each
+sub-batch (or rank) normalises with its own batch statistics in every set-up. Why dropout is 0:
+masks come from per-rank random streams.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _assert_params_equal(a: dict, b: dict, what: str = "") -> None:
 def test_mpirun_ranks_equal_one_process_with_iter_size_4_with_clipping(tmp_path, single, ranks):
     """2 ranks x iter_size 2 and 4 ranks x iter_size 1 (the release's split) == 1 x 4."""
     if shutil.which("mpirun") is None:
-        pytest.fail("mpirun not found: `make setup` installs openmpi-bin (spec/environment.md 5)")
+        pytest.fail("mpirun not found: `make setup` installs openmpi-bin")
     run = tmp_path / "run"
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
            sys.executable, "-m", "tsn.cli", "train", str(_config(tmp_path)), "--run-dir", str(run)]

@@ -41,7 +41,8 @@ def _run(rule: str, lrs: list[float]) -> list[torch.Tensor]:
 
 
 def test_caffe_momentum_equals_torch_sgd_until_an_lr_drop_then_differs():
-    """spec 4.6 step 7: h carries lr-scaled velocity, torch rescales the whole step at once."""
+    """solver.cpp (docs/caffe_release.md#sgd-update step 7): h carries lr-scaled velocity, torch
+    rescales the whole step at once."""
     lrs = [0.01] * 5 + [0.001] * 5
     caffe, torch_sgd = _run("caffe", lrs), _run("torch", lrs)
     for k in range(5):  # constant lr: the two rules are algebraically identical
@@ -154,7 +155,8 @@ def test_lr_mult_zero_blobs_never_move_even_with_decay():
 
 
 def test_bn_inception_multipliers_rgb_and_flow():
-    """spec 3.3: conv/fc weight 1/1, bias 2/0; flow conv1 5/10 (decay 1/0); frozen BN 0/0."""
+    """docs/caffe_release.md#multipliers: conv/fc weight 1/1, bias 2/0; flow conv1 5/10 (decay 1/0);
+    frozen BN 0/0."""
     model = BNInception(in_channels=10, num_classes=5)
     model.conv1.bn.set_frozen(False)  # partial BN: only conv1's BN learns
     for modality, w_mult, b_mult in (("rgb", 1.0, 2.0), ("flow", 5.0, 10.0)):

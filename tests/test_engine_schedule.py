@@ -36,7 +36,7 @@ def test_unknown_policy_is_an_error():
 @pytest.mark.parametrize(
     "dataset, modality, segments",
     [
-        # spec 3.1 "Resulting LR per iteration"
+        # docs/caffe_release.md#solvers (lr per iteration)
         ("ucf101", "rgb", [(1e-3, 1500), (1e-4, 1500), (1e-5, 500)]),
         ("hmdb51", "rgb", [(1e-3, 1000), (1e-4, 1000), (1e-5, 500)]),
         ("ucf101", "flow", [(5e-3, 10000), (5e-4, 6000), (5e-5, 2000)]),

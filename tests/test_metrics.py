@@ -1,4 +1,4 @@
-"""Metrics against hand-computed confusion matrices (spec section 5.1)."""
+"""Metrics against hand-computed confusion matrices (eval_net.py, docs/caffe_release.md#testing)."""
 
 from __future__ import annotations
 

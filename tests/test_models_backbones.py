@@ -128,7 +128,7 @@ def test_googlenet_forward_at_224():
 
 
 def test_bn_inception_counts_match_the_spec():
-    # spec/tsn_caffe_facts.md 1.4 (computed from the prototxts)
+    # docs/caffe_release.md#parameter-counts (computed from the prototxts)
     assert count(BNInception(3, 101)) == 10_373_765
     assert count(BNInception(10, 101)) == 10_395_717
     assert count(BNInception(3, 51)) == 10_322_515

@@ -83,7 +83,8 @@ def test_rgb_weights_into_rgb_net_are_copied_without_cross_modality(rgb_imagenet
 
 
 def test_flow_weights_are_loaded_as_they_are():
-    # The release's flow init model already holds a 10-channel conv1 (spec 8).
+    # The release's flow init model already holds a 10-channel conv1 (get_init_models.sh,
+    # docs/caffe_release.md#released-models).
     flow_init = random_state(BNInception(10, 101), seed=3)
     model = build_tsn("bn_inception", modality="flow", init_weights=flow_init)
     w = model.backbone.conv1.conv.weight.detach()

@@ -109,7 +109,8 @@ def test_bn_inception_release_freezes_68_of_69_and_leaves_conv1_bn():
     assert len(bns) == 69 and model.init_record["frozen_bn_layers"] == 68
     assert bns[0] is model.backbone.conv1.bn and not bns[0].frozen
     assert all(bn.frozen for bn in bns[1:])
-    # spec 1.4: conv W+b 10,272,160 (flow) + conv1 BN scale/shift 2*64 + fc 1024*101+101
+    # docs/caffe_release.md#parameter-counts: conv W+b 10,272,160 (flow) + conv1 BN scale/shift 2*64
+    # + fc 1024*101+101
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 10_272_160 + 128 + 103_525
 

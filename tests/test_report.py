@@ -85,7 +85,8 @@ def test_confusion_png_and_csv_blank_for_missing(tmp_path):
 
 
 def test_results_paper_csv_is_generated_from_spec():
-    """results/paper.csv must be exactly what reproduce.paper builds from the spec."""
+    """results/paper.csv must be exactly what reproduce.paper builds from the shared
+    paper_tables.csv."""
     expected = paper.render(paper.paper_rows(shared_dir() / "spec" / "paper_tables.csv"))
     assert (REPO_ROOT / "results" / "paper.csv").read_text() == expected
 

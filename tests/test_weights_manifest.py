@@ -31,7 +31,7 @@ def test_manifest_lists_every_released_caffemodel_with_its_urls():
     refs = [e for e in m.models if e.kind == "reference"]
     assert sorted((e.dataset, e.split, e.modality) for e in refs) == sorted(
         (d, s, mod) for d in ("ucf101", "hmdb51") for s in (1, 2, 3) for mod in ("rgb", "flow"))
-    for e in refs:  # spec 8: Azure .caffemodel.v5 first, the old mmlab host as mirror
+    for e in refs:  # get_reference_models.sh: Azure .v5 first, the old mmlab host as mirror
         assert e.urls == (
             f"https://yjxiong.blob.core.windows.net/tsn-reference-models/{e.name}.caffemodel.v5",
             f"http://mmlab.siat.ac.cn/tsn_model/{e.name}.caffemodel.v5")

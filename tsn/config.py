@@ -81,10 +81,12 @@ class DataCfg:
     # presets) | "clips" (in-memory smoke tensors, tsn.engine.smoke; no files)
     dataset: str = "ucf101"
     split: int = 1  # official split 1-3
-    train_list: str = ""  # file list "path num_frames label" (spec 7.1)
+    train_list: str = ""  # file list "path num_frames label" (docs/caffe_release.md#file-lists)
     root: str = ""  # frame folder root prepended to list paths
     num_workers: int = 2  # DataLoader worker processes
-    scales: str = "release"  # scale jittering: "release" train_val scale_ratios | "paper" (spec 9)
+    # scale jittering: "release" train_val scale_ratios | "paper"
+    # (docs/caffe_release.md#augmentation)
+    scales: str = "release"
     synthetic_size: int = 64  # number of videos of the synthetic dataset
     synthetic_shape: tuple[int, ...] = (3, 16, 16)  # (C, H, W) of one synthetic frame
     synthetic_delay_s: float = 0.0  # simulated decode time per item (loader benchmarks)
@@ -92,9 +94,10 @@ class DataCfg:
 
 @dataclass(frozen=True)
 class SolverCfg:
-    """Caffe SGD solver fields (spec 3.1, 4.6); `preset` fills the ones a file leaves out."""
+    """Caffe SGD solver fields (docs/caffe_release.md#solvers, #sgd-update); `preset` fills the ones
+    a file leaves out."""
 
-    preset: str = "released"  # "released" (default) | "paper" | "custom" (spec 9)
+    preset: str = "released"  # "released" (default) | "paper" | "custom" (tsn/engine/schedule.py)
     base_lr: float = 0.001
     lr_policy: str = "step"  # "fixed" | "step" | "multistep"
     gamma: float = 0.1

@@ -1,11 +1,11 @@
 """`tsn test`: run a trained TSN over the 25 x 10 test protocol and write a score file.
 
-Protocol ([TSN] tools/eval_net.py, spec section 5.1): per video 25 snippets at the eval_net
-ticks, 10 crops each (4 corners + centre of 340x256, then mirrored), one forward per snippet
-batch in TEST phase (BN uses stored statistics, dropout is identity); raw `fc-action` logits are
-averaged over crops (mean, or max with crop_agg=max), then over frames, with no softmax. The
-optional `segment_centre` sampling takes K frames at the segment centres instead (the
-train_val TEST phase). The metric is mean class accuracy; overall top-1 is reported beside it.
+Protocol ([TSN] tools/eval_net.py, docs/caffe_release.md#testing): per video 25 snippets at the
+eval_net ticks, 10 crops each (4 corners + centre of 340x256, then mirrored), one forward per
+snippet batch in TEST phase (BN uses stored statistics, dropout is identity); raw `fc-action` logits
+are averaged over crops (mean, or max with crop_agg=max), then over frames, with no softmax. The
+optional `segment_centre` sampling takes K frames at the segment centres instead (the train_val TEST
+phase). The metric is mean class accuracy; overall top-1 is reported beside it.
 
 A long test resumes: finished videos are kept in `<out>.partial.npz` (rewritten atomically
 every minute and on an error), and a rerun of the same test skips them (`--restart` does not).
@@ -247,7 +247,8 @@ def build_test_dataset(records, modality: str, protocol: Protocol,
     from tsn.data.sampling import val_offsets
 
     class SegmentCentreTestDataset(TSNTestDataset):
-        """K snippets at the segment centres (train_val TEST phase offsets, spec 2.2)."""
+        """K snippets at the segment centres (train_val TEST phase offsets,
+        video_data_layer.cpp)."""
 
         def ticks(self, index: int) -> list[int]:
             n = self.records[index].num_frames

@@ -1,4 +1,5 @@
-"""Late fusion of saved score files: weighted sum of raw averaged logits (spec section 5.2).
+"""Late fusion of saved score files: weighted sum of raw averaged logits (eval_scores.py,
+docs/caffe_release.md#fusion).
 
 [TSN] tools/eval_scores.py adds the per-video averaged logits of each stream *before* any
 softmax, with per-file weights; the release README uses RGB : flow = 1 : 1.5, and the issue

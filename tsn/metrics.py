@@ -1,4 +1,5 @@
-"""Video-level metrics. Names say exactly what is computed (spec section 5.1).
+"""Video-level metrics. Names say exactly what is computed (eval_net.py,
+docs/caffe_release.md#testing).
 
 The paper's metric is *mean class accuracy*: the diagonal of the confusion matrix divided by
 its row sums (per-class recall), averaged over classes ([TSN] tools/eval_net.py, which uses the

@@ -1,7 +1,7 @@
 """Report writers: run records, CSV / markdown tables and bar-chart / confusion PNGs.
 
-Every number in a report sits next to the choices that produced it (spec section 5: "every
-report names the choices (released code vs paper)"), so rows carry their protocol columns and
+Every number in a report sits next to the choices that produced it (every report names the
+choices, released code vs paper: docs/reproduce.md), so rows carry their protocol columns and
 every report starts with a run record (commit, versions, hardware, seed). All writes are atomic.
 """
 

@@ -1,6 +1,6 @@
 """Per-video test scores and the protocol that produced them, saved as pickle-free `.npz`.
 
-A `VideoScores` is what `tsn test` writes and what `tsn fuse` reads (spec section 5):
+A `VideoScores` is what `tsn test` writes and what `tsn fuse` reads (docs/caffe_release.md#testing):
 video ids, labels, per-video averaged *raw* logits (mean over crops, then over frames, no
 softmax, as [TSN] pyActionRecog/utils/video_funcs.py `default_aggregation_func`), optionally the
 full (frames, crops, C) arrays, and a `Protocol` record naming every choice behind the numbers.

@@ -2,9 +2,9 @@
 
 `TSNDataset[i]` is exactly one video's Caffe `data` blob: the K snippets concatenated on the
 channel axis, segment-major; per frame 3 channels (BGR - [104,117,123]) for rgb, 2 (x, y
-interleaved, - 128) for flow and warped_flow. rgb_diff (paper section 3.1; no Caffe spec
-exists, spec 9) reads new_length + 1 consecutive frames per snippet and gives the new_length
-differences frame[t+1] - frame[t] (3 channels each, BGR, no mean: it cancels).
+interleaved, - 128) for flow and warped_flow. rgb_diff (paper section 3.1; no released prototxt,
+docs/caffe_release.md#rgb-vs-flow-nets) reads new_length + 1 consecutive frames per snippet and
+gives the new_length differences frame[t+1] - frame[t] (3 channels each, BGR, no mean: it cancels).
 
 Randomness: each item draws from `np.random.default_rng([seed, epoch, index])`, so a sample is
 the same whatever the worker count, worker order or a mid-epoch resume.
@@ -168,7 +168,7 @@ class TSNDataset(Dataset):
         return sampling.val_offsets(n, self.num_segments, self.window)
 
     def crop(self, height: int, width: int, rng: np.random.Generator) -> transforms.Crop:
-        """One crop/mirror decision for the whole video (spec 2.3)."""
+        """One crop/mirror decision for the whole video (data_transformer.cpp)."""
         if not self.train:
             return transforms.center_crop(height, width)
         return transforms.draw_train_crop(rng, height, width, self.scale_ratios,

@@ -1,7 +1,7 @@
 """Reading extracted frames (dense_flow layout) with one clear error per bad file.
 
 `<dir>/img_00001.jpg` (BGR colour) and `<dir>/flow_x_00001.jpg` / `flow_y_00001.jpg`
-(grayscale) as Caffe VideoData reads them: cv::imread colour / grayscale (spec 2.2).
+(grayscale) as Caffe VideoData reads them: cv::imread colour / grayscale (video_data_layer.cpp).
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def read_jpeg(path: str) -> bytes:
 def read_image(path: str, color: bool) -> np.ndarray:
     """Decode one JPEG (HxWx3 BGR or HxW gray uint8); a missing/truncated file raises DataError.
 
-    Caffe leaves a stale batch slot on an unreadable image (spec 2.2); we refuse instead, and
-    also catch truncated or damaged JPEGs that libjpeg would silently decode with grey rows.
+    Caffe leaves a stale batch slot on an unreadable image (video_data_layer.cpp); we refuse
+    instead, and also catch truncated or damaged JPEGs that libjpeg would silently decode with grey
+    rows.
     """
     return jpeg.decode(read_jpeg(path), color, path)
 

@@ -1,8 +1,8 @@
 """Build the TSN file lists of a dataset from its official split files and extracted frames.
 
-Writes, per split k, `<ds>_{rgb,flow}_{train,val}_split_<k>.txt` ("val" = the official test
-half), as [TSN] scripts/build_file_list.sh does (spec 7.1), but in split-file order (the
-release shuffles unseeded; the training loader shuffles anyway).
+Writes, per split k, `<ds>_{rgb,flow}_{train,val}_split_<k>.txt` ("val" = the official test half),
+as [TSN] scripts/build_file_list.sh does (docs/caffe_release.md#file-lists), but in split-file order
+(the release shuffles unseeded; the training loader shuffles anyway).
 """
 
 from __future__ import annotations

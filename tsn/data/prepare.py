@@ -3,11 +3,12 @@
     python -m tsn.data.prepare ucf101 --root data/ucf101
     python -m tsn.data.prepare hmdb51 --root data/hmdb51
 
-URLs (peers 6) can be overridden by environment variables holding one or more
-space-separated mirrors: UCF101_URL, UCF101_SPLITS_URL, HMDB51_URL, HMDB51_SPLITS_URL.
-RAR archives are unpacked with `unar` (Debian package unar; `make setup` installs it): it reads
-the RAR3/4 format of these 2012-2013 archives (environment.md 8). HMDB51's archive holds one RAR
-per class, unpacked in a second pass. A finished step leaves a `.done` marker and is skipped.
+URLs (docs/datasets_and_ports.md#ucf101, #hmdb51) can be overridden by environment variables holding
+one or more space-separated mirrors: UCF101_URL, UCF101_SPLITS_URL, HMDB51_URL, HMDB51_SPLITS_URL.
+RAR archives are unpacked with `unar` (Debian package unar; `make setup` installs it): it reads the
+RAR3/4 format of these 2012-2013 archives (docs/datasets_and_ports.md#unpacking-the-archives).
+HMDB51's archive holds one RAR per class, unpacked in a second pass. A finished step leaves a
+`.done` marker and is skipped.
 
 Result: ucf101: <root>/UCF-101/<Class>/*.avi and <root>/ucfTrainTestlist/;
 hmdb51: <root>/videos/<class>/*.avi and <root>/testTrainMulti_7030_splits/.

@@ -1,8 +1,8 @@
 """Which frames a snippet reads: Caffe VideoData (train/val) and eval_net.py (test).
 
-Offsets are 0-based and frame files 1-based: a snippet at offset o reads files
-o+1 .. o+new_length (spec 2.2). Frames beyond num_segments * avg (the remainder) are never
-used in training, as in Caffe.
+Offsets are 0-based and frame files 1-based: a snippet at offset o reads files o+1 .. o+new_length
+(video_data_layer.cpp, docs/caffe_release.md#sampling). Frames beyond num_segments * avg (the
+remainder) are never used in training, as in Caffe.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from tsn.data.errors import DataError
 
-EVAL_NUM_FRAMES = 25  # eval_net.py num_frame_per_video (spec 5.1)
+EVAL_NUM_FRAMES = 25  # eval_net.py num_frame_per_video (docs/caffe_release.md#testing)
 
 
 def check_length(video: str, num_frames: int, window: int) -> None:
@@ -26,7 +26,8 @@ def check_length(video: str, num_frames: int, window: int) -> None:
 def train_offsets(
     num_frames: int, num_segments: int, new_length: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """TRAIN: one random offset per segment, `rand() % (avg - L + 1) + i * avg` (spec 2.2).
+    """TRAIN: one random offset per segment, `rand() % (avg - L + 1) + i * avg`
+    (video_data_layer.cpp).
 
     With `avg < new_length` every segment reads from offset 0 (Caffe's fallback).
     """
@@ -53,7 +54,7 @@ def snippet_files(offset: int, new_length: int) -> list[int]:
 def eval_ticks(num_frames: int, stack_depth: int, num_ticks: int = EVAL_NUM_FRAMES) -> list[int]:
     """eval_net.py frame ticks (1-based): `step = (cnt - d) // 24`, ticks 1, 1+step, ...
 
-    If step <= 0 all ticks are 1 (spec 5.1). The general form uses `num_ticks - 1`, which is
+    If step <= 0 all ticks are 1 (eval_net.py). The general form uses `num_ticks - 1`, which is
     undefined for one tick (eval_net.py divides by zero there). One tick is the centre of the
     video: `(cnt - d + 1) // 2 + 1`, the rule of the train_val TEST phase (`val_offsets`) with
     one segment. The centre, not frame 1, because a single snippet should be the most typical

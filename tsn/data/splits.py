@@ -1,18 +1,17 @@
 """Official UCF101 and HMDB51 split files -> (train, test) entries with 0-based labels.
 
-UCF101 (spec 7.2, peers 6): `classInd.txt` (`<1-based index> <Class>`), `trainlist0k.txt`
-(`<Class>/<video>.avi <index>`), `testlist0k.txt` (`<Class>/<video>.avi`), CRLF. As [TSN]
-does, the label comes from the class *folder* via classInd (index - 1) and the video id is the
-file name up to the first '.'; the folder/file-name case mismatch of class 37
-(`HandstandPushups/v_HandStandPushups_*.avi`) is therefore harmless.
+UCF101 (docs/caffe_release.md#ucf101-splits, docs/datasets_and_ports.md#ucf101): `classInd.txt`
+(`<1-based index> <Class>`), `trainlist0k.txt` (`<Class>/<video>.avi <index>`), `testlist0k.txt`
+(`<Class>/<video>.avi`), CRLF. As [TSN] does, the label comes from the class *folder* via classInd
+(index - 1) and the video id is the file name up to the first '.'; the folder/file-name case
+mismatch of class 37 (`HandstandPushups/v_HandStandPushups_*.avi`) is therefore harmless.
 
-HMDB51 (spec 7.3): `<class>_test_split<k>.txt` files with `<video>.avi <flag> ` lines
-(1 train, 2 test, 0 unused). Class order "caffe" (default) is [TSN]
-data/hmdb51_splits/class_list.txt, kept below as a table: kick_ball before kick and
-sword_exercise before sword, but climb before climb_stairs -- so it is NOT simply the sort order
-of the split-file names as spec 7.3 says (that would put climb_stairs first; checked against the
-file itself). "mmaction" is plain sorted class names (mmaction2 / gluon-cv); the two orders
-disagree on 4 labels.
+HMDB51 (docs/caffe_release.md#hmdb51-splits): `<class>_test_split<k>.txt` files with `<video>.avi
+<flag> ` lines (1 train, 2 test, 0 unused). Class order "caffe" (default) is [TSN]
+data/hmdb51_splits/class_list.txt, kept below as a table: kick_ball before kick and sword_exercise
+before sword, but climb before climb_stairs -- so it is NOT simply the sort order of the split-file
+names as one might expect (that would put climb_stairs first; checked against the file itself).
+"mmaction" is plain sorted class names (mmaction2 / gluon-cv); the two orders disagree on 4 labels.
 """
 
 from __future__ import annotations
@@ -181,7 +180,7 @@ def read_hmdb51_split(
     """HMDB51 split `split` (1-3); `class_order` "caffe" (release, default) or "mmaction".
 
     Entries are in sorted split-file order (deterministic; [TSN] used unsorted glob order,
-    which is machine-dependent, spec 7.3).
+    which is machine-dependent, docs/caffe_release.md#hmdb51-splits).
     """
     _check_split(split)
     if class_order not in HMDB_CLASS_ORDERS:

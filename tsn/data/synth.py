@@ -1,6 +1,7 @@
 """`tsn synth`: a small seeded dataset in UCF101's exact on-disk format.
 
-Layout (as UCF101.rar + UCF101TrainTestSplits-RecognitionTask.zip unpack, spec peers 6):
+Layout (as UCF101.rar + UCF101TrainTestSplits-RecognitionTask.zip unpack,
+docs/datasets_and_ports.md#ucf101):
 `<out>/UCF-101/<Class>/v_<Class>_gXX_cYY.avi` and `<out>/ucfTrainTestlist/` with
 `classInd.txt`, `trainlist01.txt`, `testlist01.txt` (CRLF, 1-based indices; test groups
 g01.., train groups g08.., as split 1 of UCF101 uses g01-g07 for testing).

@@ -1,7 +1,8 @@
 """Caffe `DataTransformer` augmentation and eval_net.py oversampling, as pure functions.
 
 Arrays are HWC uint8 stacks in BGR (rgb) or x,y-interleaved (flow) channel order; one set of
-crop/flip parameters is drawn per video and applied to all its channels (spec 2.3, pitfall 7).
+crop/flip parameters is drawn per video and applied to all its channels (data_transformer.cpp,
+docs/caffe_release.md#augmentation).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import cv2
 import numpy as np
 
 CROP_SIZE = 224  # train_val crop_size
-RGB_MEAN_BGR = (104.0, 117.0, 123.0)  # train_val mean_value, BGR order, no std (spec 2.1)
+RGB_MEAN_BGR = (104.0, 117.0, 123.0)  # train_val mean_value: BGR, no std
 FLOW_MEAN = 128.0  # flow train_val mean_value
 EVAL_SIZE = (340, 256)  # eval_net.py cv2.resize target (width, height)
-# train_val scale_ratios (released code): flow drops 0.66 (spec 2.1, spec 9)
+# train_val scale_ratios (released code): flow drops 0.66 (docs/caffe_release.md#videodata)
 RELEASE_SCALE_RATIOS = {"rgb": (1.0, 0.875, 0.75, 0.66), "flow": (1.0, 0.875, 0.75)}
 # paper section 3.2: {256, 224, 192, 168} for every modality
 PAPER_SCALE_RATIOS = {"rgb": (1.0, 0.875, 0.75, 0.66), "flow": (1.0, 0.875, 0.75, 0.66)}
@@ -41,7 +42,8 @@ def scale_pairs(
     height: int, width: int, ratios, crop_size: int = CROP_SIZE, max_distort: int = 1
 ) -> list[tuple[int, int]]:
     """(crop_h, crop_w) candidates: sizes int(min(H,W) * r), snapped to 224 within 3 px,
-    ratio-index pairs (i, j) with |i - j| <= max_distort, i over heights (spec 2.3 step 2)."""
+    ratio-index pairs (i, j) with |i - j| <= max_distort, i over heights
+    (docs/caffe_release.md#augmentation step 2)."""
     base = min(height, width)
     sizes = []
     for r in ratios:
@@ -56,7 +58,8 @@ def scale_pairs(
 def fix_crop_offsets(
     height: int, width: int, crop_h: int, crop_w: int, more_fix_crop: bool = True
 ) -> list[tuple[int, int]]:
-    """(h_off, w_off) of the 5 (or 13 with more_fix_crop) fixed positions (spec 2.3 step 3)."""
+    """(h_off, w_off) of the 5 (or 13 with more_fix_crop) fixed positions
+    (docs/caffe_release.md#augmentation step 3)."""
     h_unit, w_unit = (height - crop_h) // 4, (width - crop_w) // 4
     units = FIX_CROP_UNITS + (MORE_FIX_CROP_UNITS if more_fix_crop else ())
     return [(a * h_unit, b * w_unit) for a, b in units]

@@ -1,4 +1,5 @@
-"""TSN file lists: one line `<frame_dir> <num_frames> <label>` per video (spec 7.1).
+"""TSN file lists: one line `<frame_dir> <num_frames> <label>` per video
+(docs/caffe_release.md#file-lists).
 
 The same three-column format is Caffe's `VideoData` source ([TSN] tools/build_file_list.py)
 and mmaction2's `*_rawframes.txt` (there `frame_dir` is `class/video`, two-level layout);
@@ -18,7 +19,7 @@ from tsn.data.errors import DataError
 
 log = logging.getLogger(__name__)
 
-RGB_PREFIX = "img_"  # dense_flow -i <dir>/img (spec 6.2); eval_net --rgb_prefix
+RGB_PREFIX = "img_"  # dense_flow -i <dir>/img; eval_net --rgb_prefix
 FLOW_X_PREFIX = "flow_x_"  # eval_net --flow_x_prefix
 FLOW_Y_PREFIX = "flow_y_"
 

@@ -1,6 +1,6 @@
 """The only module that touches torch.distributed; every helper is a no-op at world size 1.
 
-Caffe's data parallelism (spec/tsn_caffe_facts.md 4.5): one process per GPU, gradients
+Caffe's data parallelism (docs/caffe_release.md#mpi): one process per GPU, gradients
 allreduce-SUMMED then multiplied by 1/N before the solver step (so clipping sees the average),
 parameters and BN statistics broadcast from rank 0 at the start, BN statistics NOT synchronised
 (each rank's unfrozen conv1 BN uses its own batch; rank 0's running stats are the ones saved).
@@ -154,7 +154,7 @@ def _guard(what: str, fn):
 
 
 def average_gradients(tensors: Iterable[torch.Tensor]) -> None:
-    """All-reduce SUM then scale by 1/N every gradient in place (Caffe mpi, spec 4.5)."""
+    """All-reduce SUM then scale by 1/N every gradient in place (Caffe mpi_functions.cpp)."""
     if not _active():
         return
     n = dist.get_world_size()

@@ -1,4 +1,4 @@
-"""Caffe's SGD solver, exactly (spec/tsn_caffe_facts.md 4.6; caffe_golden/README.md section C).
+"""Caffe's SGD solver, exactly (solver.cpp; docs/caffe_release.md#sgd-update).
 
 Per iteration, with `g` the gradient SUMMED over the iter_size sub-iterations (and, with several
 processes, already averaged over ranks by tsn.engine.distributed):
@@ -23,7 +23,7 @@ at iter_size 1 the two modes are the same computation.
 This differs from torch.optim.SGD (`h = m*h + g; w -= lr*h`) right after an lr drop: Caffe's
 buffer still carries velocity scaled by the old lr. `param_specs(model, modality)` gives the
 lr_mult / decay_mult of every blob of a native (non-prototxt) model, as the TSN train_val files
-set them (spec 3.3).
+set them (docs/caffe_release.md#multipliers).
 """
 
 from __future__ import annotations
@@ -112,11 +112,11 @@ def clip_decision(summed_norm: float, clip_gradients: float, iter_size: int = 1,
 def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
     """lr_mult / decay_mult of every parameter of a native TSN model, as the train_val prototxts.
 
-    conv / linear weight 1/1, bias 2/0; CaffeBatchNorm scale and shift 1/0 when trainable and
-    0/0 when frozen (bn_layer.cpp forces it); running stats are left to the forward pass.
-    Flow (and warped_flow, rgb_diff) models train their first conv with 5/10 and decay 1/0
-    (flow train_val, spec 3.3). Any other module type that owns parameters raises: it needs a
-    policy first.
+    conv / linear weight 1/1, bias 2/0; CaffeBatchNorm scale and shift 1/0 when trainable and 0/0
+    when frozen (bn_layer.cpp forces it); running stats are left to the forward pass. Flow (and
+    warped_flow, rgb_diff) models train their first conv with 5/10 and decay 1/0
+    (tsn_bn_inception_flow_train_val.prototxt). Any other module type that owns parameters raises:
+    it needs a policy first.
     """
     specs: list[ParamSpec] = []
     # conv1/7x7_s2 is the first convolution in module (= prototxt) order
@@ -141,7 +141,7 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
             raise TypeError(
                 f"module {module_name!r} of type {type(module).__name__} has parameters "
                 f"{sorted(own)} but tsn.engine.optim has no lr_mult/decay_mult policy for it; "
-                "add one to param_specs (spec/tsn_caffe_facts.md 3.3) before training"
+                "add one to param_specs (docs/caffe_release.md#multipliers) before training"
             )
         for attr, tensor in own.items():
             if attr not in mults:

@@ -1,7 +1,7 @@
 """Learning-rate policies of Caffe's solver and the TSN schedules, chosen by name.
 
 `lr_at(cfg, it)` is Caffe's SGDSolver::GetLearningRate for the policies TSN uses
-(spec/tsn_caffe_facts.md 3.1), with `it` the 0-based iteration BEFORE its update:
+(solver.cpp, docs/caffe_release.md#solvers), with `it` the 0-based iteration BEFORE its update:
   fixed:     base_lr
   step:      base_lr * gamma ^ floor(it / stepsize)
   multistep: base_lr * gamma ^ (number of stepvalues <= it)
@@ -45,7 +45,7 @@ def lr_at(cfg: ScheduleFields, it: int) -> float:
     raise ValueError(f"lr_policy {cfg.lr_policy!r} is not supported; use one of {POLICIES}")
 
 
-# Released solvers (spec 3.1):
+# Released solvers (docs/caffe_release.md#solvers):
 # [TSN] models/{ucf101,hmdb51}/tsn_bn_inception_{rgb,flow}_solver.prototxt.
 # Every one has momentum 0.9, weight_decay 5e-4, gamma 0.1, iter_size 1 on 4 GPUs of 32.
 _RELEASED = {
@@ -58,9 +58,10 @@ _RELEASED = {
     ("hmdb51", "flow"): dict(base_lr=0.005, lr_policy="multistep", stepsize=0,
                              stepvalues=(4000, 6000), max_iter=7000, clip_gradients=20.0),
 }
-# Paper (TSN ECCV 2016 section 4.1, spec 9): batch 256; RGB 0.001 /10 every 2,000, stop 4,500;
-# flow 0.005 /10 at 12,000 and 18,000, stop 20,000. The paper gives one schedule for both
-# datasets and does not describe clipping: the released clip values are kept (named choice).
+# Paper (TSN ECCV 2016 section 4.1; docs/caffe_release.md#paper-vs-release): batch 256; RGB 0.001
+# /10 every 2,000, stop 4,500; flow 0.005 /10 at 12,000 and 18,000, stop 20,000. The paper gives one
+# schedule for both datasets and does not describe clipping: the released clip values are kept
+# (named choice).
 _PAPER = {
     "rgb": dict(base_lr=0.001, lr_policy="step", stepsize=2000, stepvalues=(), max_iter=4500,
                 clip_gradients=40.0),

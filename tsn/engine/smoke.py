@@ -20,7 +20,8 @@ class TinyTSN(nn.Module):
     """conv-BN-ReLU x2 -> global pool -> dropout -> fc per snippet, then average consensus.
 
     The first BN learns with batch statistics and the second is frozen: the release's partial BN
-    pattern (spec 4.3) at toy scale. Input (N, K*L*C, H, W), output (N, num_classes).
+    pattern (docs/caffe_release.md#partial-bn) at toy scale. Input (N, K*L*C, H, W), output (N,
+    num_classes).
     """
 
     def __init__(

@@ -2,7 +2,8 @@
 
 Order: epoch e is a permutation of the dataset drawn from a generator seeded with (seed, e), cut
 into batches of `batch_size` (an incomplete last batch is dropped). Batches are dealt to ranks
-round-robin, like Caffe's OffsetCursor (rank r takes batches r, r+N, r+2N, ... spec 4.5), so
+round-robin, like Caffe's OffsetCursor (rank r takes batches r, r+N, r+2N, ...;
+docs/caffe_release.md#mpi), so
 `N processes x iter_size 1` sees exactly the batches of `1 process x iter_size N`. Difference
 from Caffe, named: Caffe's ranks shuffle the list with their own seeds, so a video can be seen
 by two ranks in one "epoch"; here one shared permutation covers each video once per epoch.

@@ -1,15 +1,14 @@
 """The training loop: Caffe's solver iteration, resumable, on 1 or N processes.
 
-One iteration (spec/tsn_caffe_facts.md 4.6): iter_size forward/backward passes whose gradients
-are summed; gradients averaged over ranks; lr from the schedule at the 0-based iteration; the
-CaffeSGD update (clip, /iter_size, decay, momentum with lr inside). The clip compares the norm of
-the gradient averaged over ranks and iter_size, as the release's 4 GPUs x iter_size 1 did,
-unless solver.clip_mode=caffe_iter_size (docs/engine.md "Gradient clipping and iter_size").
-A non-finite loss or gradient stops the run before the update, with the last good checkpoint
-kept. Checkpoints every `checkpoint_every` iterations and at the end; `resume=True` continues
-from the newest one with model, momentum, RNG and data position, so a killed-and-resumed run
-ends with the same weights as an uninterrupted one (deterministic CPU mode;
-tests/test_engine_resume.py).
+One iteration (solver.cpp Step, docs/caffe_release.md#sgd-update): iter_size forward/backward passes
+whose gradients are summed; gradients averaged over ranks; lr from the schedule at the 0-based
+iteration; the CaffeSGD update (clip, /iter_size, decay, momentum with lr inside). The clip compares
+the norm of the gradient averaged over ranks and iter_size, as the release's 4 GPUs x iter_size 1
+did, unless solver.clip_mode=caffe_iter_size (docs/engine.md "Gradient clipping and iter_size"). A
+non-finite loss or gradient stops the run before the update, with the last good checkpoint kept.
+Checkpoints every `checkpoint_every` iterations and at the end; `resume=True` continues from the
+newest one with model, momentum, RNG and data position, so a killed-and-resumed run ends with the
+same weights as an uninterrupted one (deterministic CPU mode; tests/test_engine_resume.py).
 """
 
 from __future__ import annotations

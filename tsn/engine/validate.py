@@ -1,13 +1,13 @@
 """Validation during training: the TEST phase of the train_val prototxts (Caffe test_interval).
 
 Caffe runs the TEST net every `test_interval` iterations (and once before training with
-`test_initialization: true`, spec 3.1): VideoData in TEST phase (K segment-centre snippets,
-centre crop), BN on stored statistics, dropout off; it reports the loss and the `Accuracy` layer
-(top-1 of each video after consensus). With several ranks each tests a share of the list and
-the results are averaged, after `SyncData` broadcast rank 0's blobs (BN statistics included,
-spec 4.5). Here: the same, with the shares summed exactly (counts, not means) and mean class
-accuracy (the paper's metric) reported beside top-1. This is a training monitor; the paper's
-numbers come from `tsn test` (25 frames x 10 crops).
+`test_initialization: true`, docs/caffe_release.md#solvers): VideoData in TEST phase (K
+segment-centre snippets, centre crop), BN on stored statistics, dropout off; it reports the loss and
+the `Accuracy` layer (top-1 of each video after consensus). With several ranks each tests a share of
+the list and the results are averaged, after `SyncData` broadcast rank 0's blobs (BN statistics
+included, docs/caffe_release.md#mpi). Here: the same, with the shares summed exactly (counts, not
+means) and mean class accuracy (the paper's metric) reported beside top-1. This is a training
+monitor; the paper's numbers come from `tsn test` (25 frames x 10 crops).
 """
 
 from __future__ import annotations

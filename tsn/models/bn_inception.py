@@ -1,4 +1,4 @@
-"""BN-Inception exactly as the TSN prototxts define it (spec/tsn_caffe_facts.md 1.1-1.2).
+"""BN-Inception exactly as the TSN prototxts define it (docs/caffe_release.md#bn-inception).
 
 Readable PyTorch for users who never touch Caffe. Every tensor of the state dict corresponds
 to one Caffe blob of `tsn_bn_inception_{rgb,flow}_{train_val,deploy}.prototxt`;
@@ -6,7 +6,7 @@ to one Caffe blob of `tsn_bn_inception_{rgb,flow}_{train_val,deploy}.prototxt`;
 
 Caffe semantics kept here: every convolution has a bias (prototxt default bias_term: true)
 even though a BN follows; BN is the fork's `BN` layer (CaffeBatchNorm, eps 1e-5); max pools
-use ceil mode (PoolingParameter has no round mode, spec 1.1); the 3x3/s1/p1 average pools
+use ceil mode (PoolingParameter has no round mode, pooling_layer.cpp); the 3x3/s1/p1 average pools
 count the padding (divide by 9); the head is global_pool -> dropout -> fc-action.
 """
 
@@ -46,7 +46,7 @@ class BlockSpec:
     pool_proj: int  # 0 for the reduction blocks: the pooled input is concatenated directly
 
 
-# Table 1.2 of the spec (output channels per branch), in prototxt order.
+# Output channels per branch, in prototxt order (tsn_bn_inception_rgb_train_val.prototxt).
 BLOCKS: dict[str, tuple[int, BlockSpec]] = {
     # name: (input channels, spec)
     "inception_3a": (192, BlockSpec(64, 64, 64, 64, 96, 96, "avg", 32)),
@@ -87,7 +87,7 @@ class InceptionBlock(nn.Module):
         self.double_3x3_1 = ConvBNReLU(spec.double_reduce, spec.double_1, 3, 1, 1)
         self.double_3x3_2 = ConvBNReLU(spec.double_1, spec.double_2, 3, stride, 1)
         if spec.pool == "avg":
-            # count_include_pad: Caffe's AVE pool divides by the full 3x3 window (spec 1.1)
+            # count_include_pad: Caffe's AVE pool divides by the full 3x3 window (pooling_layer.cpp)
             self.pool = nn.AvgPool2d(3, 1, 1, ceil_mode=True, count_include_pad=True)
         elif spec.pool == "max":
             self.pool = nn.MaxPool2d(3, 1, 1, ceil_mode=True)

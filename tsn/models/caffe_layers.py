@@ -1,10 +1,11 @@
 """Layers whose numerics follow the TSN Caffe fork rather than PyTorch's defaults.
 
-Only the BN layer needs its own module: the fork's `BN` type (spec/tsn_caffe_facts.md 4.2) keeps
-four blobs [scale, shift, running mean, running variance], uses the *biased* batch variance both
-to normalise and in the moving average, weights the old running value by `bn_param.momentum`
-(0.9, i.e. PyTorch momentum 0.1), and can be `frozen`: running statistics in TRAIN too, with
-scale/shift learning rates forced to 0 (this is the release's "partial BN", spec 4.3).
+Only the BN layer needs its own module: the fork's `BN` type (bn_layer.cpp,
+docs/caffe_release.md#bn-layer) keeps four blobs [scale, shift, running mean, running variance],
+uses the *biased* batch variance both to normalise and in the moving average, weights the old
+running value by `bn_param.momentum` (0.9, i.e. PyTorch momentum 0.1), and can be `frozen`: running
+statistics in TRAIN too, with scale/shift learning rates forced to 0 (this is the release's "partial
+BN", docs/caffe_release.md#partial-bn).
 """
 
 from __future__ import annotations

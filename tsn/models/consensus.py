@@ -2,7 +2,7 @@
 
 All three act on the raw logits *before* softmax, as the release does: train_val's
 `segment_consensus` is an AVE Pooling (kernel_h 3, kernel_w 1) over the reshaped fc output
-(-1, 1, 3, 101) and SoftmaxWithLoss comes after it (spec/tsn_caffe_facts.md 1.3).
+(-1, 1, 3, 101) and SoftmaxWithLoss comes after it (docs/caffe_release.md#tsn-head).
 
 * "avg" (release default): mean over segments.
 * "max": max over segments, per class (the gradient flows to the arg-max segment only).

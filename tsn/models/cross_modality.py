@@ -7,10 +7,11 @@ response to a constant input is 10/3 of the RGB one; the following BN absorbs it
 
 Channel counts (TSN, `new_length` stacked frames x channels per frame):
 * optical flow / warped flow: 5 x (x, y) = 10 channels, interleaved x1, y1, ..., x5, y5
-  (VideoData layout, spec 1.1);
+  (VideoData layout, docs/caffe_release.md#sampling);
 * RGB difference: 5 stacked differences of consecutive RGB frames = 5 x 3 = 15 channels
-  (the paper stacks RGB differences; the release ships no RGB-difference net, spec 1.5, so
-  the count is ours: new_length 5, the same stack length as flow).
+  (the paper stacks RGB differences; the release ships no RGB-difference net,
+  docs/caffe_release.md#rgb-vs-flow-nets, so the count is ours: new_length 5, the same stack length
+  as flow).
 """
 
 from __future__ import annotations

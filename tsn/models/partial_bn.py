@@ -1,6 +1,6 @@
 """Partial BN (TSN paper sec. 3.2): freeze every BN layer except the first one.
 
-The release and the paper differ (spec/tsn_caffe_facts.md 4.3 and 9):
+The release and the paper differ (docs/caffe_release.md#partial-bn, #paper-vs-release):
 
 * "release" (default): what `frozen: true` does in the Caffe fork on all 68 BN layers after
   `conv1/7x7_s2_bn` -- running statistics are used in training too AND scale/shift get

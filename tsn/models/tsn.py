@@ -1,6 +1,6 @@
 """The TSN wrapper (paper sec. 3.1): one backbone applied to K snippets, then segmental consensus.
 
-Input layout follows Caffe's VideoData blob (spec/tsn_caffe_facts.md 1.3): (N, K*L*C, H, W)
+Input layout follows Caffe's VideoData blob (docs/caffe_release.md#tsn-head): (N, K*L*C, H, W)
 with segment-major channels (segment k, stacked frame l, channel c at index k*L*C + l*C + c).
 The prototxt's `reshape_data` turns it into N*K snippet images, video-major and segment-minor
 (video0-seg0, video0-seg1, ..., video1-seg0); the backbone (with its dropout and classifier)
@@ -37,11 +37,11 @@ class Modality:
 
 
 MODALITIES: dict[str, Modality] = {
-    # train_val: new_length 1, dropout_ratio 0.8 (spec 1.1, 2.1)
+    # train_val: new_length 1, dropout_ratio 0.8 (docs/caffe_release.md#videodata)
     "rgb": Modality("rgb", 3, 1, 0.8),
     # train_val: new_length 5 of (x, y) -> 10 channels, dropout_ratio 0.7
     "flow": Modality("flow", 2, 5, 0.7),
-    # paper only (no release spec): 5 stacked RGB differences; dropout 0.8 as the other
+    # paper only (no released prototxt): 5 stacked RGB differences; dropout 0.8 as the other
     # appearance-derived stream is our choice
     "rgb_diff": Modality("rgb_diff", 3, 5, 0.8),
     # paper: warped flow is fed exactly like optical flow
@@ -109,7 +109,7 @@ class TSN(nn.Module):
     def forward_snippets(self, x: torch.Tensor) -> torch.Tensor:
         """Test-time snippets (M, L*C, H, W) -> per-snippet logits (M, classes).
 
-        The 25-frame x 10-crop protocol (spec 5.1) averages these outside the model.
+        The 25-frame x 10-crop protocol (eval_net.py) averages these outside the model.
         """
         self._check(x, self.snippet_channels, "(M, L*C, H, W)")
         return self.backbone(x)

@@ -3,7 +3,7 @@
 Every path returns an `InitRecord`, so the run record can name how the net started (TSN Table 1
 compares "from scratch", "ImageNet" and "+ cross modality").
 
-Scratch (the fillers of the TSN prototxts, spec/tsn_caffe_facts.md 1.1):
+Scratch (the fillers of the TSN prototxts, docs/caffe_release.md#bn-inception):
 * conv: Caffe `xavier` = U(-sqrt(3/fan_in), +sqrt(3/fan_in)), fan_in = in_ch*kh*kw; bias 0.2;
 * BN: scale 1, shift 0, running mean 0, running var 1;
 * the classifier `.fc` ("fc-action"): gaussian std 0.001, bias 0;

@@ -1,6 +1,6 @@
 """The checksum lock: SHA-256 of each weight file as first downloaded, and the refusal rule.
 
-No checksum is published for any TSN caffemodel (spec/tsn_caffe_facts.md 8, 10.14), so trust is
+No checksum is published for any TSN caffemodel (docs/caffe_release.md#released-models), so trust is
 established on first use: the first successful fetch records name -> SHA-256 (+ size, URL, date)
 in a TOML lock file (default weights/checksums.toml); any later file for that name must match
 or is refused, unless the caller explicitly accepts the new checksum (which rewrites the record).

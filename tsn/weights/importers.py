@@ -1,6 +1,6 @@
 """Import PyTorch ports of BN-Inception by key mapping, checked against the Caffe layout.
 
-Two families of files exist (spec/peers_and_datasets.md sections 1, 2.1):
+Two families of files exist (docs/datasets_and_ports.md#pytorch-ports-of-bn-inception):
 
 * Cadene `pretrainedmodels` bninception (`bn_inception-52deb4733.pth`): a bare state dict whose
   keys are the Caffe layer names with '/' -> '_' (`conv1/7x7_s2` -> `conv1_7x7_s2.weight`,
@@ -15,11 +15,11 @@ Mapping rule: for every (Caffe layer, blob index, our key) of
 `tsn.models.bn_inception.caffe_blob_map`, the source key is `layer.replace('/', '_')` + `.weight`
 / `.bias` (conv: blobs 0, 1) or `.weight` / `.bias` / `.running_mean` / `.running_var` (BN:
 blobs 0-3). Every key and shape is checked; any missing, extra or mis-shaped key fails with one
-error listing them. Both ports use BatchNorm2d with eps 1e-5 and stored variance (not inverse
-std), i.e. the same test-time formula as the fork's BN layer (spec 4.2, 4.4), and both expect
-BGR 0-255 input minus a mean, as Caffe does, but with R mean 128 instead of the prototxts' 123.
-A 1000-way classifier is ImageNet's and is dropped (TSN's fc-action keeps its gaussian filler,
-as with the Caffe init models); any other classifier becomes fc-action.
+error listing them. Both ports use BatchNorm2d with eps 1e-5 and stored variance (not inverse std),
+i.e. the same test-time formula as the fork's BN layer (docs/caffe_release.md#bn-layer,
+#bn-storage), and both expect BGR 0-255 input minus a mean, as Caffe does, but with R mean 128
+instead of the prototxts' 123. A 1000-way classifier is ImageNet's and is dropped (TSN's fc-action
+keeps its gaussian filler, as with the Caffe init models); any other classifier becomes fc-action.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """weights/manifest.toml -> frozen descriptions of every released weight file.
 
-One `[[model]]` table per file (spec/tsn_caffe_facts.md section 8): its URLs (primary first, then
-mirrors), the prototxt it goes with, the preprocessing family, and for the split-1 reference
+One `[[model]]` table per file (docs/caffe_release.md#released-models): its URLs (primary first,
+then mirrors), the prototxt it goes with, the preprocessing family, and for the split-1 reference
 models the accuracy a faithful port must reach. `[[fusion]]` tables give the expected two-stream
 numbers. Every problem is reported once, naming the manifest and the entry.
 """

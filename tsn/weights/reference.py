@@ -172,7 +172,7 @@ def evaluate_reference(manifest: Manifest, opts: EvalOptions,
     notes = ["Expected numbers: split 1 of the Caffe reference models converted to PyTorch "
              "(caffe2pytorch-tsn README, 25x10, mean class accuracy); splits 2 and 3 have no "
              "published per-split number. Single-split single-modality numbers vary by about "
-             "1 point (spec/tsn_caffe_facts.md 8)."]
+             "1 point (docs/caffe_release.md#released-models)."]
     write_markdown(opts.out_dir / "reference_models.md", "Released TSN reference models",
                    rows, COLUMNS, notes, run_record())
     return rows
