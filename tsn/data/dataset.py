@@ -103,7 +103,8 @@ def read_snippets(record: VideoRecord, mod: Modality, starts: Sequence[int], win
     """
     images = []
     for s in starts:
-        files = [min(record.num_frames, s + k) if clamp else s + k for k in range(window)]
+        files = (sampling.eval_stack_files(s, record.num_frames, window) if clamp
+                 else sampling.snippet_files(s - 1, window))
         if mod.is_flow:
             images += frames.read_flow_stack(record.path, files)
         else:
@@ -178,7 +179,7 @@ class TSNDataset(Dataset):
         record = self.records[index]
         rng = self.rng(index)
         offsets = self.offsets(index, rng)  # drawn first, as the data layer does
-        files = [int(o) + 1 + k for o in offsets for k in range(self.window)]
+        files = [f for o in offsets for f in sampling.snippet_files(o, self.window)]
         return torch.from_numpy(self.render(record, files, rng)), record.label
 
     def render(self, record: VideoRecord, files: list[int], rng) -> np.ndarray:

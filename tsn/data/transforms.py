@@ -130,18 +130,6 @@ def apply_crop(stack: np.ndarray, crop: Crop, is_flow: bool, size: int = CROP_SI
     return out
 
 
-def crop_resize(image: np.ndarray, crop: Crop, size: int = CROP_SIZE) -> np.ndarray:
-    """One frame (HxW or HxWx3 uint8): crop, bilinear resize if needed, mirror (no flow rule).
-
-    Per-frame form of `apply_crop` used by the training loader: <= 4-channel resizes take
-    OpenCV's vectorised path, and only the crop box is ever copied.
-    """
-    out = image[crop.h_off:crop.h_off + crop.crop_h, crop.w_off:crop.w_off + crop.crop_w]
-    if (crop.crop_h, crop.crop_w) != (size, size):
-        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_LINEAR)
-    return cv2.flip(out, 1) if crop.mirror else out  # horizontal flip, contiguous result
-
-
 def to_chw_float(stack: np.ndarray, mean) -> np.ndarray:
     """HWC uint8 -> CHW float32 minus the per-channel mean (repeated cyclically), no scale."""
     mean = np.asarray(mean, dtype=np.float32)

@@ -207,15 +207,6 @@ def all_gather_object(obj) -> list:
     return out
 
 
-def broadcast_object(obj):
-    """Rank 0's `obj` on every rank (e.g. the resume decision)."""
-    if not _active():
-        return obj
-    box = [obj]
-    _guard("object broadcast", lambda: dist.broadcast_object_list(box, src=0))
-    return box[0]
-
-
 def barrier() -> None:
     """Wait for every rank (bounded by the process-group timeout)."""
     if _active():

@@ -28,8 +28,7 @@ set them (docs/caffe_release.md#multipliers).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -265,7 +264,3 @@ class CaffeSGD:
                 )
             buf.copy_(saved.to(buf.device, buf.dtype))
 
-
-def is_finite(values: Sequence[float]) -> bool:
-    """True when every value is a finite float (loss and gradient-norm guard)."""
-    return all(math.isfinite(v) for v in values)

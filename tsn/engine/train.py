@@ -17,7 +17,7 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -360,7 +360,3 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
         _validate(exp, model, val, device, exp.solver.max_iter, run, info.is_main)  # final test
     return TrainResult(run.path, exp.solver.max_iter, loss_value, last_ckpt)
 
-
-def with_overrides(exp: Experiment, **solver_fields) -> Experiment:
-    """A copy of `exp` with some solver fields replaced (tests and benchmarks)."""
-    return replace(exp, solver=replace(exp.solver, **solver_fields))

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tsn.errors import WeightsError
 from tsn.models.caffe_layers import CaffeBatchNorm
 from tsn.models.consensus import WeightedConsensus
 from tsn.models.cross_modality import first_conv_key, init_first_conv_from_rgb
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 CONV_BIAS_FILLER = 0.2  # prototxt bias_filler { type: "constant" value: 0.2 }
 FC_STD = 0.001  # fc-action weight_filler { type: "gaussian" std: 0.001 }
 INIT_MODES = ("imagenet", "cross_modality", "scratch")
-
-
-class WeightsError(ValueError):
-    """Initial weights that cannot be loaded into the model (names the file and the problem)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ lock), fetch (download + verify + convert to .pt), importers (Cadene / tsn-pytor
 key mapping), reference (`make eval-reference`), cli (`tsn weights ...`).
 """
 
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 from tsn.weights.manifest import Manifest, WeightEntry, load_manifest
 
 __all__ = ["Manifest", "WeightEntry", "WeightsError", "load_manifest"]

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tsn.atomic import atomic_write_text
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 from tsn.weights.manifest import DEFAULT_MANIFEST, tomllib
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tsn.errors import WeightsError
 from tsn.weights.checksums import ChecksumLock
-from tsn.weights.errors import WeightsError
 from tsn.weights.manifest import DEFAULT_MANIFEST, WeightEntry
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 
 log = logging.getLogger(__name__)
 FORMAT = "tsn-weights/1"  # same payload as prototxt_port.convert writes

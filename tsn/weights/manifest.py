@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from tsn.engine.precision import set_float32_mode
-from tsn.weights.errors import WeightsError
+from tsn.errors import WeightsError
 from tsn.weights.fetch import converted_path, download_path
 from tsn.weights.manifest import Manifest, WeightEntry
 
