@@ -11,7 +11,7 @@ test-engine: ## engine tests: Caffe solver golden, schedules, configs, resume af
 test-engine-gpu: ## engine tests on CUDA (resume determinism, CPU == CUDA); needs a GPU
 	$(PY) -m pytest -q -m gpu tests/test_engine_gpu.py
 
-bench-train: ## training throughput: engine vs bare PyTorch loop, optimizer step (results/bench/train_<device>.json)
-	$(PY) -m tsn.engine.bench --arch bn_inception --batch 2 --iters 4
+bench-train: ## training throughput: engine vs bare PyTorch loop, optimizer step, interleaved (results/bench/train_<device>.json)
+	$(PY) -m bench.train --arch bn_inception --batch 2 --iters 4 --rounds 3
 
 BENCH_TARGETS += bench-train

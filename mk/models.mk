@@ -7,10 +7,10 @@ test-models: ## model tests only (consensus, TSN wrapper, partial BN, init, back
 	  tests/test_models_partial_bn.py tests/test_models_init.py tests/test_models_backbones.py
 
 bench-models: ## params, MACs and CPU speed of every backbone -> results/bench/models_cpu.csv
-	$(PY) -m tsn.cli bench-models --device cpu --out results/bench/models_cpu.csv
+	$(PY) -m bench.models --device cpu --out results/bench/models_cpu.csv
 
 bench-models-gpu: ## the same on CUDA -> results/bench/models_cuda.csv
-	$(PY) -m tsn.cli bench-models --device cuda --eval-batch 32 --train-videos 8 --repeats 10 \
+	$(PY) -m bench.models --device cuda --eval-batch 32 --train-videos 8 --repeats 10 \
 	  --out results/bench/models_cuda.csv
 
 BENCH_TARGETS += bench-models

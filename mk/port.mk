@@ -8,4 +8,4 @@ test-port-gpu: ## prototxt_port on CUDA: Caffe parity and CPU == CUDA backward; 
 	$(PY) -m pytest -q -m gpu tests/test_port_gpu.py
 
 bench-amp-gpu: ## BN-Inception TSN train step, fp32 vs AMP (bf16/fp16) -> results/bench/amp_cuda.json; needs a GPU
-	$(PY) -m tsn.models.bench_amp --out results/bench/amp_cuda.json
+	$(PY) -m bench.amp --out results/bench/amp_cuda.json

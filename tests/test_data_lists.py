@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from tsn.data.bench import naive_sample
+from bench.data import naive_sample
 from tsn.data.dataset import TSNDataset
 from tsn.data.video_list import read_file_list
 

@@ -13,7 +13,6 @@ import sys
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "bench-models": ("tsn.models.bench", "size, MACs and speed of every backbone (CSV)"),
     "fuse": ("tsn.fusion", "weighted fusion of score files (raw logits; default RGB:flow 1:1.5)"),
     "test": ("tsn.evaluate", "test a trained run: 25x10 protocol, score file, mean class accuracy"),
     "train": ("tsn.engine.train_cli", "train (or --resume) a TSN experiment from a config file"),

@@ -1,4 +1,6 @@
-"""`tsn bench-models`: size, compute and speed of every backbone inside a TSN.
+"""`make bench-models`: size, compute and speed of every backbone inside a TSN.
+
+    python -m bench.models --device cpu --out results/bench/models_cpu.csv
 
 For each backbone: learnable parameters, those left trainable by partial BN ("release"),
 multiply-accumulates per 224x224 snippet (counted on the meta device, no compute), and
@@ -35,7 +37,7 @@ FIELDS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `tsn bench-models`."""
+    """Options of `python -m bench.models`."""
     parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated names")
     parser.add_argument("--modality", default="rgb", help="rgb | flow | rgb_diff | warped_flow")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
@@ -150,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tsn.models.bench` (same options as `tsn bench-models`)."""
-    parser = argparse.ArgumentParser(prog="python -m tsn.models.bench", description=__doc__)
+    """`python -m bench.models`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.models",
+                                     description=__doc__.splitlines()[0])
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run(parser.parse_args(argv))

