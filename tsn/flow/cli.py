@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fast OpenCV DIS (not TV-L1); none = frames only")
     parser.add_argument("--tvl1-backend", default="torch", choices=BACKENDS,
                         help="torch (default): OpenCV 2.4's TV-L1 in PyTorch, batched on "
-                             "--device; opencv: OpenCV 5's DualTVL1 on the CPU "
-                             "(~0.67 CPU-s/pair at 340x256; make bench-flow measures both)")
+                             "--device; opencv: OpenCV 5's DualTVL1 on the CPU (~0.7-1.1 "
+                             "CPU-s per 340x256 pair). Both timed by make bench-flow "
+                             "(results/bench/flow_cpu.md)")
     parser.add_argument("--tvl1-semantics", default="gpu24", choices=SEMANTICS,
                         help="torch backend: gpu24 = the 2.4 GPU class dense_flow ran (default),"
                              " cpu24 = the 2.4 CPU code")

@@ -14,9 +14,9 @@ optional median filter between outer steps, and (5.x) an unquantised bicubic rem
 default (ksize 5) and is kept for continuity with earlier outputs; `median_filtering=1` turns
 it off (the 2.4 code has none). Neither choice makes this path the 2.4 algorithm: on the
 shared golden pairs it lands at ~0.13 px mean end-point error from 2.4's flow
-(docs/data.md, "Extraction"). Cost: ~0.67 CPU-s per 340x256 pair (issue 11's measurement;
-`make bench-flow` measures it against the torch path), so DIS (MEDIUM preset) stays the
-named fast option.
+(docs/data.md, "Extraction"). Cost: ~0.7-1.1 CPU-s per 340x256 pair (issue 11: 0.67;
+results/bench/flow_cpu.md: 1.07 on a loaded 2-core machine; `make bench-flow` times it
+against the torch path), so DIS (MEDIUM preset) stays the named fast option.
 """
 
 from __future__ import annotations
