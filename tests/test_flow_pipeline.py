@@ -334,3 +334,15 @@ def test_cuda_extraction_gives_the_cpu_files_up_to_float_rounding(videos, batch1
               if "/flow_" in k]
     assert np.mean([(d <= 1).mean() for d in levels]) >= 0.99
     assert read_settings(out)["provenance"]["device"] == "cuda"
+
+
+def test_torchrun_environment_gives_this_rank_its_share(videos, tmp_path, monkeypatch, capsys):
+    from tsn.cli import main
+
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "frames"
+    assert main(["extract", "--src", str(videos), "--out", str(out), "--flow", "none",
+                 "--width", str(W), "--height", str(H)]) == 0
+    assert "rank 1/2: extracted 1, skipped 0" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["v_A_g02_c01"]  # rank 0 writes the record
