@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from prototxt_port.convert import convert_caffemodel, export_caffemodel
+from prototxt_port.convert import GENERIC_LAYOUT, convert_caffemodel, export_caffemodel, layouts
 from prototxt_port.errors import CaffeFormatError
 
 
@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--prototxt", required=True, help="deploy or train_val prototxt of the net")
     conv.add_argument("--caffemodel", required=True)
     conv.add_argument("--out", required=True, help="output .pt")
-    conv.add_argument("--layout", default="auto", choices=["auto", "bn_inception", "caffe_net"])
+    conv.add_argument("--layout", default="auto", choices=["auto", GENERIC_LAYOUT, *layouts()],
+                      help="auto: the registered architecture layout that matches (tsn registers "
+                      "bn_inception), else caffe_net (prototxt layer names)")
     conv.add_argument(
         "--allow-missing",
         nargs="*",

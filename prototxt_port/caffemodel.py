@@ -15,8 +15,8 @@ from google.protobuf.message import DecodeError
 
 from prototxt_port import caffe_pb2
 from prototxt_port.errors import CaffeFormatError
+from prototxt_port.files import atomic_write_bytes
 from prototxt_port.prototxt import layer_in_phase, parse_prototxt, phase_value
-from tsn.atomic import atomic_write_bytes
 
 Blobs = "OrderedDict[str, list[np.ndarray]]"
 

@@ -1,12 +1,13 @@
 """Convert Caffe weights to PyTorch .pt files and back, with every tensor checked and logged.
 
 A .pt written here is a plain dict (loadable with torch.load(weights_only=True)):
-    {"format": "tsn-weights/1", "layout": "bn_inception" | "caffe_net",
+    {"format": "tsn-weights/1", "layout": <layout name>,
      "state_dict": {key: tensor}, "meta": {"prototxt": ..., "caffemodel": ..., "sha256": ...}}
-Layout "bn_inception" keys are those of tsn.models.bn_inception.BNInception (the hand-written
-model used for training); "caffe_net" keys are those of the prototxt-built CaffeNet, for any
-other net. The mapping is the explicit table `caffe_blob_map`; BN blobs are (1, C) in Caffe
-and (C,) in PyTorch, the only reshape.
+Layout "caffe_net" keys are those of the prototxt-built CaffeNet (`layers.<layer>.<attr>`) and
+fit any net. Other layouts map the blobs of one architecture to the state dict of a hand-written
+model; they are registered by the package that owns that model (`register_layout`, or the
+`prototxt_port.layouts` entry-point group, loaded on first use): tsn registers "bn_inception"
+(tsn/weights/bn_inception_layout.py). prototxt_port itself imports nothing from tsn.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +25,60 @@ import torch
 
 from prototxt_port.caffemodel import read_caffemodel, write_caffemodel
 from prototxt_port.errors import CaffeFormatError
+from prototxt_port.files import atomic_open
 from prototxt_port.net import CaffeNet, layer_name_of
-from tsn.atomic import atomic_open
-from tsn.models.bn_inception import BNInception, caffe_blob_map
 
 log = logging.getLogger(__name__)
 FORMAT = "tsn-weights/1"
+GENERIC_LAYOUT = "caffe_net"
+ENTRY_POINT_GROUP = "prototxt_port.layouts"
+
+Blobs = Mapping[str, list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the blobs of one architecture map to the state dict of a hand-written model."""
+
+    name: str
+    matches: Callable[[Blobs], bool]  # do these blobs belong to this architecture?
+    to_state: Callable[[Blobs], OrderedDict]  # Caffe blobs -> state dict (CaffeFormatError)
+    to_blobs: Callable[[Mapping[str, torch.Tensor]], OrderedDict]  # and back, in Caffe order
+
+
+_LAYOUTS: dict[str, Layout] = {}
+_entry_points_loaded = False
+
+
+def register_layout(layout: Layout) -> Layout:
+    """Make `layout` available to convert/export by name (and to "auto"); returns it."""
+    if layout.name == GENERIC_LAYOUT:
+        raise ValueError(f"{GENERIC_LAYOUT!r} is the built-in generic layout")
+    _LAYOUTS[layout.name] = layout
+    return layout
+
+
+def layouts() -> dict[str, Layout]:
+    """The registered layouts, after loading the `prototxt_port.layouts` entry points once."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                register_layout(point.load())
+            except Exception as err:  # noqa: BLE001 - a broken plug-in must not hide the rest
+                log.warning("layout %s (%s) could not be loaded: %s", point.name, point.value,
+                            err)
+    return dict(_LAYOUTS)
+
+
+def _layout(name: str, source: str) -> Layout:
+    found = layouts().get(name)
+    if found is None:
+        known = ", ".join([GENERIC_LAYOUT, *layouts()])
+        raise CaffeFormatError(f"{source}: layout {name!r} is not registered (known: {known}); "
+                               "install the package that provides it")
+    return found
 
 
 def sha256_of(path: str | Path) -> str:
@@ -37,62 +88,6 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _bn_inception_template(blobs: Mapping[str, list[np.ndarray]]) -> BNInception | None:
-    """A BNInception shaped like these blobs, or None when the layers are not BN-Inception's."""
-    conv1 = blobs.get("conv1/7x7_s2")
-    if conv1 is None:
-        return None
-    fc = blobs.get("fc-action")
-    model = BNInception(int(conv1[0].shape[1]), int(fc[0].shape[0]) if fc else 101)
-    expected = {layer for layer, _, _ in caffe_blob_map(model)} - {"fc-action"}
-    return model if expected <= set(blobs) and set(blobs) - {"fc-action"} == expected else None
-
-
-def blobs_to_bn_inception(
-    blobs: Mapping[str, list[np.ndarray]], model: BNInception | None = None
-) -> OrderedDict[str, torch.Tensor]:
-    """Caffe blobs of a TSN BN-Inception -> BNInception state dict (fc-action may be absent).
-
-    `model`: the template from `_bn_inception_template(blobs)` when the caller has built it.
-    """
-    model = model or _bn_inception_template(blobs)
-    if model is None:
-        raise CaffeFormatError("these weights are not a TSN BN-Inception (layer names differ)")
-    reference = model.state_dict()
-    state: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for layer, index, key in caffe_blob_map(model):
-        if layer not in blobs:
-            continue
-        array = blobs[layer][index]
-        tensor = torch.from_numpy(np.array(array, dtype=np.float32)).reshape(reference[key].shape)
-        log.info("%s[%d] %s => %s %s", layer, index, tuple(array.shape), key, tuple(tensor.shape))
-        state[key] = tensor
-    return state
-
-
-def bn_inception_to_blobs(state: Mapping[str, torch.Tensor]) -> OrderedDict[str, list[np.ndarray]]:
-    """BNInception state dict -> Caffe blobs (BN as (1, C)), checking that keys line up."""
-    if "conv1.conv.weight" not in state:
-        raise CaffeFormatError("state dict has no 'conv1.conv.weight': not a BNInception")
-    num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else 101
-    model = BNInception(int(state["conv1.conv.weight"].shape[1]), int(num_classes))
-    table = caffe_blob_map(model)
-    known = {key for _, _, key in table}
-    extra = [k for k in state if k not in known]
-    if extra:
-        raise CaffeFormatError(f"state dict key {extra[0]!r} has no Caffe blob ({len(extra)} such)")
-    blobs: OrderedDict[str, list[np.ndarray]] = OrderedDict()
-    for layer, _index, key in table:
-        if key not in state:
-            continue
-        array = state[key].detach().cpu().numpy().astype(np.float32)
-        if ".bn." in key:
-            array = array.reshape(1, -1)
-        log.info("%s %s => %s %s", key, tuple(state[key].shape), layer, array.shape)
-        blobs.setdefault(layer, []).append(array)
-    return blobs
 
 
 def save_weights(obj: dict, path: str | Path) -> None:
@@ -109,18 +104,19 @@ def convert_caffemodel(
     allow_missing: Iterable[str] = (),
 ) -> dict:
     """caffemodel -> .pt. Every blob is checked against the prototxt first; nothing is written
-    on any missing, extra or mis-shaped blob (except layers named in `allow_missing`)."""
+    on any missing, extra or mis-shaped blob (except layers named in `allow_missing`).
+
+    `layout`: "auto" (the first registered layout whose architecture matches, else "caffe_net"),
+    "caffe_net", or a registered layout's name."""
     blobs = read_caffemodel(caffemodel)
     net = CaffeNet(
         prototxt, phase="test", blob_shapes={k: [a.shape for a in v] for k, v in blobs.items()}
     )
     missing = net.load_blobs(blobs, source=str(caffemodel), allow_missing=allow_missing)
-    template = _bn_inception_template(blobs) if layout in ("auto", "bn_inception") else None
     if layout == "auto":
-        layout = "bn_inception" if template is not None else "caffe_net"
-    if layout == "bn_inception":
-        state = blobs_to_bn_inception(blobs, template)
-    elif layout == "caffe_net":
+        layout = next((lay.name for lay in layouts().values() if lay.matches(blobs)),
+                      GENERIC_LAYOUT)
+    if layout == GENERIC_LAYOUT:
         state = OrderedDict(
             (k, v.detach().clone())
             for k, v in net.state_dict().items()
@@ -129,7 +125,7 @@ def convert_caffemodel(
         for key, value in state.items():
             log.info("%s => %s %s", key, key, tuple(value.shape))
     else:
-        raise ValueError(f"layout must be auto, bn_inception or caffe_net, got {layout!r}")
+        state = _layout(layout, str(caffemodel)).to_state(blobs)
     meta = {
         "prototxt": Path(prototxt).name,
         "caffemodel": Path(caffemodel).name,
@@ -161,10 +157,10 @@ def export_caffemodel(weights: str | Path, prototxt: str | Path, out: str | Path
     obj = load_weights(weights)
     state = obj["state_dict"]
     allowed_missing = list(obj["meta"].get("missing_layers", []))
-    if obj["layout"] == "bn_inception":
-        blobs = bn_inception_to_blobs(state)
-    else:
+    if obj["layout"] == GENERIC_LAYOUT:
         blobs = _caffe_net_state_to_blobs(state, prototxt, weights)
+    else:
+        blobs = _layout(obj["layout"], str(weights)).to_blobs(state)
     shapes = {k: [a.shape for a in v] for k, v in blobs.items()}
     net = CaffeNet(prototxt, phase="test", blob_shapes=shapes)
     net.load_blobs(blobs, source=str(weights), allow_missing=allowed_missing)

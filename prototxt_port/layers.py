@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from prototxt_port import caffe_pb2
+from prototxt_port.caffe_layers import CaffeBatchNorm, CaffeDropout
 from prototxt_port.errors import CaffeFormatError
-from tsn.models.caffe_layers import CaffeBatchNorm, CaffeDropout
 
 # forward(module or None, bottoms) -> tops
 Forward = Callable[[nn.Module | None, list[torch.Tensor]], list[torch.Tensor]]

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.engine.validate import validate
-from tsn.models.caffe_layers import CaffeBatchNorm
 
 
 class AlwaysClass0(nn.Module):

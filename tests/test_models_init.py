@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.models import build_tsn
 from tsn.models.bn_inception import BNInception
-from tsn.models.caffe_layers import CaffeBatchNorm
 from tsn.models.cross_modality import first_conv, first_conv_key, init_first_conv_from_rgb
 from tsn.models.googlenet import GoogLeNet
 from tsn.models.weights_init import WeightsError, init_scratch

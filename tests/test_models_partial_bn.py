@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.models import build_tsn
 from tsn.models.bn_inception import ConvBNReLU
-from tsn.models.caffe_layers import CaffeBatchNorm
 from tsn.models.partial_bn import apply_partial_bn, batch_norms
 from tsn.models.tsn import TSN
 
@@ -136,7 +136,7 @@ def test_build_tsn_release_partial_bn_matches_caffe_train_pass(golden_dir):
     batch in both B fixtures, the prototxt-built net included: a port issue, not a TSN one).
     """
     from prototxt_port import read_caffemodel
-    from prototxt_port.convert import blobs_to_bn_inception
+    from tsn.weights.bn_inception_layout import blobs_to_bn_inception
 
     folder = golden_dir / "B_backward_rgb_partialbn"
     state = blobs_to_bn_inception(

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import prototxt_port as pp
-from prototxt_port.convert import blobs_to_bn_inception
 from tsn.models.bn_inception import BNInception
+from tsn.weights.bn_inception_layout import blobs_to_bn_inception
 
 # saved .npy file -> top blob name (caffe_golden/README.md, A folders)
 FORWARD_FILES = {

@@ -10,10 +10,11 @@ import pickle
 import pytest
 import torch
 
-from prototxt_port.convert import bn_inception_to_blobs, load_weights
+from prototxt_port.convert import load_weights
 from tsn.models import build_tsn
-from tsn.models.bn_inception import BNInception, caffe_blob_map
+from tsn.models.bn_inception import BNInception
 from tsn.weights import WeightsError
+from tsn.weights.bn_inception_layout import bn_inception_to_blobs, caffe_blob_map
 from tsn.weights.cli import add_arguments, run
 from tsn.weights.importers import caffe_to_port_key, import_cadene, import_tsn_pytorch
 

@@ -14,9 +14,10 @@ import torch
 from test_weights_http import LocalServer
 
 from prototxt_port import write_caffemodel
-from prototxt_port.convert import bn_inception_to_blobs, load_weights
+from prototxt_port.convert import load_weights
 from tsn.models.bn_inception import BNInception
 from tsn.scores import Protocol, VideoScores, save_scores
+from tsn.weights.bn_inception_layout import bn_inception_to_blobs
 from tsn.weights.cli import add_arguments, run
 from tsn.weights.manifest import load_manifest
 from tsn.weights.reference import EvalOptions, fuse_rows

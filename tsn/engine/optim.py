@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsn.models.caffe_layers import CaffeBatchNorm
+from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.models.consensus import WeightedConsensus
 
 # solver.clip_mode values: "release" (default) clips the gradient averaged over ranks AND

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from tsn.models.caffe_layers import CaffeBatchNorm, CaffeDropout
+from prototxt_port.caffe_layers import CaffeBatchNorm, CaffeDropout
 
 
 class TinyTSN(nn.Module):

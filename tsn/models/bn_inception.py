@@ -2,7 +2,7 @@
 
 Readable PyTorch for users who never touch Caffe. Every tensor of the state dict corresponds
 to one Caffe blob of `tsn_bn_inception_{rgb,flow}_{train_val,deploy}.prototxt`;
-`caffe_blob_map()` lists that correspondence and prototxt_port uses it to convert weights.
+`tsn.weights.bn_inception_layout.caffe_blob_map()` lists that correspondence (conversion).
 
 Caffe semantics kept here: every convolution has a bias (prototxt default bias_term: true)
 even though a BN follows; BN is the fork's `BN` layer (CaffeBatchNorm, eps 1e-5); max pools
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsn.models.caffe_layers import CaffeBatchNorm, CaffeDropout
+from prototxt_port.caffe_layers import CaffeBatchNorm, CaffeDropout
 
 
 class ConvBNReLU(nn.Module):
@@ -60,18 +60,6 @@ BLOCKS: dict[str, tuple[int, BlockSpec]] = {
     "inception_5a": (1056, BlockSpec(352, 192, 320, 160, 224, 224, "avg", 128)),
     "inception_5b": (1024, BlockSpec(352, 192, 320, 192, 224, 224, "max", 128)),
 }
-
-# attribute name in InceptionBlock -> Caffe layer-name suffix
-_UNIT_SUFFIX = {
-    "b1x1": "1x1",
-    "b3x3_reduce": "3x3_reduce",
-    "b3x3": "3x3",
-    "double_3x3_reduce": "double_3x3_reduce",
-    "double_3x3_1": "double_3x3_1",
-    "double_3x3_2": "double_3x3_2",
-    "pool_proj": "pool_proj",
-}
-
 
 class InceptionBlock(nn.Module):
     """One inception block; concat order 1x1, 3x3, double_3x3_2, pool_proj (or the pool itself)."""
@@ -135,32 +123,3 @@ class BNInception(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Image batch (N, C, 224, 224) -> fc-action logits (N, num_classes)."""
         return self.fc(self.dropout(self.forward_features(x)))
-
-
-def caffe_unit_names(model: BNInception) -> list[tuple[str, str]]:
-    """(module path, Caffe conv layer name) of every Conv+BN unit, in prototxt order."""
-    units = [
-        ("conv1", "conv1/7x7_s2"),
-        ("conv2_reduce", "conv2/3x3_reduce"),
-        ("conv2", "conv2/3x3"),
-    ]
-    for name, block in model.blocks.items():
-        for attr, suffix in _UNIT_SUFFIX.items():
-            if getattr(block, attr) is not None:
-                units.append((f"blocks.{name}.{attr}", f"{name}/{suffix}"))
-    return units
-
-
-def caffe_blob_map(model: BNInception) -> list[tuple[str, int, str]]:
-    """(Caffe layer name, blob index, state-dict key) for every Caffe blob, in Caffe order.
-
-    A conv layer has blobs [weight, bias]; its BN layer `<conv>_bn` has
-    [scale, shift, running mean, running variance]; `fc-action` has [weight, bias].
-    """
-    rows: list[tuple[str, int, str]] = []
-    for path, caffe_name in caffe_unit_names(model):
-        rows += [(caffe_name, 0, f"{path}.conv.weight"), (caffe_name, 1, f"{path}.conv.bias")]
-        bn_keys = ("weight", "bias", "running_mean", "running_var")
-        rows += [(f"{caffe_name}_bn", i, f"{path}.bn.{key}") for i, key in enumerate(bn_keys)]
-    rows += [("fc-action", 0, "fc.weight"), ("fc-action", 1, "fc.bias")]
-    return rows

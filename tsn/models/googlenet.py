@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsn.models.caffe_layers import CaffeDropout
+from prototxt_port.caffe_layers import CaffeDropout
 from tsn.models.units import ConvReLU, caffe_lrn, caffe_max_pool
 
 

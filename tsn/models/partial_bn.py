@@ -23,7 +23,7 @@ import logging
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tsn.models.caffe_layers import CaffeBatchNorm
+from prototxt_port.caffe_layers import CaffeBatchNorm
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def batch_norms(model: nn.Module) -> list[CaffeBatchNorm]:
     if foreign:
         raise ValueError(
             f"partial BN needs CaffeBatchNorm layers, found torch BatchNorm at {foreign[:3]}: "
-            "build the backbone with tsn.models.caffe_layers.CaffeBatchNorm"
+            "build the backbone with prototxt_port.caffe_layers.CaffeBatchNorm"
         )
     return [m for m in model.modules() if isinstance(m, CaffeBatchNorm)]
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from tsn.models.caffe_layers import CaffeDropout
+from prototxt_port.caffe_layers import CaffeDropout
 from tsn.models.units import ConvReLU, caffe_max_pool
 
 # Output channels of conv{stage}_{i}; configuration D of the VGG paper (Table 1).

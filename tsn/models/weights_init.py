@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.errors import WeightsError
-from tsn.models.caffe_layers import CaffeBatchNorm
 from tsn.models.consensus import WeightedConsensus
 from tsn.models.cross_modality import first_conv_key, init_first_conv_from_rgb
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import tsn.weights.bn_inception_layout  # noqa: F401 - registers the "bn_inception" layout
 from tsn.errors import WeightsError
 from tsn.weights.checksums import ChecksumLock
 from tsn.weights.manifest import DEFAULT_MANIFEST, WeightEntry

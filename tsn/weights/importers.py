@@ -11,15 +11,15 @@ Two families of files exist (docs/datasets_and_ports.md#pytorch-ports-of-bn-ince
   (`bn_inception-9f5701afb96c8044.pth`, tf-model-zoo.torch) with bare names, a 1000-way `fc`
   and BN tensors stored as (1, C) (tf-model-zoo squeezes dim 0 on load; so do we).
 
-Mapping rule: for every (Caffe layer, blob index, our key) of
-`tsn.models.bn_inception.caffe_blob_map`, the source key is `layer.replace('/', '_')` + `.weight`
-/ `.bias` (conv: blobs 0, 1) or `.weight` / `.bias` / `.running_mean` / `.running_var` (BN:
-blobs 0-3). Every key and shape is checked; any missing, extra or mis-shaped key fails with one
-error listing them. Both ports use BatchNorm2d with eps 1e-5 and stored variance (not inverse std),
-i.e. the same test-time formula as the fork's BN layer (docs/caffe_release.md#bn-layer,
-#bn-storage), and both expect BGR 0-255 input minus a mean, as Caffe does, but with R mean 128
-instead of the prototxts' 123. A 1000-way classifier is ImageNet's and is dropped (TSN's fc-action
-keeps its gaussian filler, as with the Caffe init models); any other classifier becomes fc-action.
+Mapping rule: for every (Caffe layer, blob index, our key) of `bn_inception_layout.caffe_blob_map`,
+the source key is `layer.replace('/', '_')` + `.weight` / `.bias` (conv: blobs 0, 1) or `.weight` /
+`.bias` / `.running_mean` / `.running_var` (BN: blobs 0-3). Every key and shape is checked; any
+missing, extra or mis-shaped key fails with one error listing them. Both ports use BatchNorm2d with
+eps 1e-5 and stored variance (not inverse std), i.e. the same test-time formula as the fork's BN
+layer (docs/caffe_release.md#bn-layer, #bn-storage), and both expect BGR 0-255 input minus a mean,
+as Caffe does, but with R mean 128 instead of the prototxts' 123. A 1000-way classifier is
+ImageNet's and is dropped (TSN's fc-action keeps its gaussian filler, as with the Caffe init
+models); any other classifier becomes fc-action.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from pathlib import Path
 
 import torch
 
+from prototxt_port.convert import FORMAT, save_weights, sha256_of
 from tsn.errors import WeightsError
+from tsn.models.bn_inception import BNInception
+from tsn.weights.bn_inception_layout import LAYOUT, bn_inception_to_blobs, caffe_blob_map
 
 log = logging.getLogger(__name__)
-FORMAT = "tsn-weights/1"  # same payload as prototxt_port.convert writes
 IMAGENET_CLASSES = 1000
 BN_ATTRS = ("weight", "bias", "running_mean", "running_var")
 CONV_ATTRS = ("weight", "bias")
@@ -77,8 +79,6 @@ def map_port_state(state: Mapping[str, torch.Tensor], classifier: str, source: s
     `classifier` is the port's name for the last Linear (`last_linear`, `new_fc` or `fc`).
     Returns (state dict, info) where info says what was dropped or left at its filler.
     """
-    from tsn.models.bn_inception import BNInception, caffe_blob_map
-
     state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
@@ -122,7 +122,7 @@ def map_port_state(state: Mapping[str, torch.Tensor], classifier: str, source: s
         problems.append(f"{len(misshaped)} mis-shaped (first: {misshaped[0]})")
     if problems:
         raise WeightsError(f"{source}: does not match the Caffe BN-Inception layout "
-                           f"(tsn.models.bn_inception.caffe_blob_map): {'; '.join(problems)}")
+                           f"(bn_inception_layout.caffe_blob_map): {'; '.join(problems)}")
     info = {"in_channels": in_channels, "dropped": dropped,
             "missing_layers": [] if keep_fc else ["fc-action"],
             "num_classes": int(fc_w.shape[0]) if keep_fc else None}
@@ -133,13 +133,11 @@ def map_port_state(state: Mapping[str, torch.Tensor], classifier: str, source: s
 
 
 def _save(state, info: dict, source: Path, fmt: str, out: str | Path) -> dict:
-    from prototxt_port.convert import bn_inception_to_blobs, save_weights, sha256_of
-
     bn_inception_to_blobs(state)  # second check: every key has its Caffe blob
     meta = {"source_format": fmt, "source": source.name, "sha256": sha256_of(source),
             "missing_layers": info["missing_layers"], "dropped": info["dropped"],
             "preprocessing": "BGR 0-255 minus mean; the port used mean [104, 117, 128]"}
-    save_weights({"format": FORMAT, "layout": "bn_inception", "state_dict": state,
+    save_weights({"format": FORMAT, "layout": LAYOUT.name, "state_dict": state,
                         "meta": meta}, Path(out))
     log.info("wrote %s: %d tensors from %s (%s)", out, len(state), source, fmt)
     return meta

@@ -1,0 +1,41 @@
+"""Atomic file writes for prototxt_port's outputs (.pt and .caffemodel files).
+
+The file appears whole or not at all: the data goes to a temporary file in the destination
+folder (same file system, so the rename is atomic), is flushed and fsynced, then renamed over
+the destination; on any error the temporary file is removed and the old destination is left
+untouched. tsn.atomic does the same for tsn; prototxt_port keeps its own copy of these few lines
+because it is a leaf package that imports nothing from tsn (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside `path`; it replaces `path` when the block ends cleanly."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes to `path` atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
