@@ -30,9 +30,10 @@ import torch
 
 from bench.rounds import interleave
 from tsn.atomic import atomic_write_bytes, atomic_write_text
-from tsn.data import jpeg, transforms
+from tsn.data import jpeg
 from tsn.data.dataset import TSNDataset
 from tsn.data.video_list import VideoRecord
+from tsn.modality import RGB_MEAN_BGR
 
 
 def naive_sample(ds: TSNDataset, index: int) -> torch.Tensor:
@@ -66,7 +67,7 @@ def naive_sample(ds: TSNDataset, index: int) -> torch.Tensor:
                 else:
                     arr = arr[:, :, ::-1]  # RGB -> BGR
                     for c in range(3):
-                        chans.append(arr[:, :, c] - transforms.RGB_MEAN_BGR[c])
+                        chans.append(arr[:, :, c] - RGB_MEAN_BGR[c])
     return torch.from_numpy(np.stack(chans))
 
 

@@ -15,6 +15,7 @@ from tsn.data import transforms
 from tsn.data.dataset import TSNDataset, TSNTestDataset, worker_init_fn
 from tsn.data.errors import DataError
 from tsn.data.video_list import VideoRecord
+from tsn.modality import RGB_MEAN_BGR
 
 H, W = 256, 340
 
@@ -53,7 +54,7 @@ def test_rgb_train_reads_one_random_frame_per_segment(tmp_path):
         assert x.shape == (9, 224, 224) and x.dtype == torch.float32 and label == 1
         files = []
         for seg in range(3):
-            v = x[3 * seg:3 * seg + 3, 5, 5] + torch.tensor(transforms.RGB_MEAN_BGR)
+            v = x[3 * seg:3 * seg + 3, 5, 5] + torch.tensor(RGB_MEAN_BGR)
             assert torch.all(v == v[0])  # grey
             files.append(int(v[0]) // 2)
         offs = [f - 1 for f in files]  # files are 1-based, offsets 0-based
@@ -108,7 +109,7 @@ def test_rgb_train_equals_stack_then_apply_crop(tmp_path):
         stack = np.concatenate([cv2.imread(str(tmp_path / "v" / f"img_{o + 1:05d}.jpg"))
                                 for o in offs], axis=2)
         expect = transforms.to_chw_float(transforms.apply_crop(stack, crop, False),
-                                         transforms.RGB_MEAN_BGR)
+                                         RGB_MEAN_BGR)
         assert torch.equal(x, torch.from_numpy(expect))
     assert len(kinds) >= 3  # mirrored and not, resized and not (mostly)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tsn.data import sampling, transforms
 from tsn.data.errors import DataError
+from tsn.modality import RGB_MEAN_BGR
 
 
 def test_train_offsets_one_per_segment_within_segment():
@@ -129,7 +130,7 @@ def test_oversample_order_and_mean():
     assert [(c.h_off, c.w_off) for c in transforms.oversample_crops(256, 340, num_crops=1)] == \
         [(16, 58)]
     x = np.full((2, 2, 6), 200, np.uint8)
-    chw = transforms.to_chw_float(x, transforms.RGB_MEAN_BGR)
+    chw = transforms.to_chw_float(x, RGB_MEAN_BGR)
     assert chw.dtype == np.float32 and chw.shape == (6, 2, 2)
     assert list(chw[:, 0, 0]) == [96, 83, 77, 96, 83, 77]
 

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from tsn.modality import MODALITIES
 from tsn.models import BACKBONES, build_backbone, build_tsn
 from tsn.models.cross_modality import first_conv
-from tsn.models.tsn import MODALITIES, TSN
+from tsn.models.tsn import TSN
 
 
 class PixelProbe(nn.Module):

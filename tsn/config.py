@@ -32,6 +32,7 @@ from pathlib import Path
 from tsn.engine import schedule
 from tsn.engine.optim import CLIP_MODES
 from tsn.engine.precision import PRECISIONS
+from tsn.modality import MODALITIES
 
 try:  # Python >= 3.11; on 3.10 config files must be JSON
     import tomllib
@@ -39,7 +40,6 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
     tomllib = None
 
 
-MODALITIES = ("rgb", "flow", "warped_flow", "rgb_diff")
 DATASETS = ("ucf101", "hmdb51", "synth", "clips")  # data.dataset values (DataCfg)
 # The rule configs written before solver.clip_mode existed ran: Caffe's literal iter_size rule.
 LEGACY_CLIP_MODE = "caffe_iter_size"
@@ -54,12 +54,12 @@ class ModelCfg:
     """The network: backbone, input modality and the TSN head."""
 
     arch: str = "bn_inception"  # tsn.models.BACKBONES name; "tiny" = the engine's smoke model
-    modality: str = "rgb"  # "rgb" | "flow" | "warped_flow" | "rgb_diff" (TSN section 3.1)
+    modality: str = "rgb"  # a tsn.modality.MODALITIES name: rgb, flow, warped_flow, rgb_diff
     num_classes: int = 101  # UCF101; 51 for HMDB51
     num_segments: int = 3  # K, TSN section 4.1 and train_val num_segments
-    new_length: int = 0  # frames per snippet; 0 = modality default (1 rgb, 5 flow/rgb_diff)
+    new_length: int = 0  # frames per snippet; 0 = the modality's (tsn.modality: 1 rgb, 5 flow)
     consensus: str = "avg"  # G: AVE pooling of the segment logits (train_val)
-    dropout: float = -1.0  # -1 = modality default: 0.8 rgb, 0.7 flow (train_val dropout_ratio)
+    dropout: float = -1.0  # -1 = the modality's: 0.8 rgb, 0.7 flow (train_val dropout_ratio)
     partial_bn: str = "release"  # "release" (stats+affine frozen) | "paper" | "none" | "all"
     init: str = "imagenet"  # "imagenet" (release; cross-modality for flow) | "scratch"
     init_weights: str = ""  # converted ImageNet .pt (python -m prototxt_port convert); "" = none
@@ -155,7 +155,8 @@ class Experiment:
     def validate(self) -> None:
         """Check invariants that the type system cannot express."""
         if self.model.modality not in MODALITIES:
-            raise ConfigError(f"model.modality {self.model.modality!r}: use one of {MODALITIES}")
+            raise ConfigError(f"model.modality {self.model.modality!r}: use one of "
+                              f"{tuple(MODALITIES)}")
         check_dataset(self.data.dataset)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r}: use one of {PRECISIONS} "

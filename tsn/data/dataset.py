@@ -15,16 +15,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tsn import modality as modality_table
 from tsn.data import frames, jpeg, sampling, transforms
 from tsn.data.errors import DataError
 from tsn.data.video_list import VideoRecord
+from tsn.modality import Modality
 
 log = logging.getLogger(__name__)
 
@@ -40,38 +41,12 @@ def single_thread_opencv() -> None:
         cv2.setNumThreads(1)
 
 
-@dataclass(frozen=True)
-class Modality:
-    """How one input type reads and normalises frames."""
-
-    name: str
-    default_length: int  # train_val new_length (1 rgb, 5 flow); 5 for rgb_diff (paper)
-    is_flow: bool  # flow images: grayscale x/y pairs, mirror flips x to 255 - x
-    extra_frames: int  # frames read beyond new_length per snippet (1 for differences)
-    mean: tuple[float, ...]  # subtracted per channel, cyclically
-
-    def window(self, new_length: int) -> int:
-        """Consecutive frame files one snippet reads."""
-        return new_length + self.extra_frames
-
-    def channels(self, new_length: int) -> int:
-        """Output channels of one snippet."""
-        return new_length * (2 if self.is_flow else 3)
-
-
-MODALITIES = {
-    "rgb": Modality("rgb", 1, False, 0, transforms.RGB_MEAN_BGR),
-    "flow": Modality("flow", 5, True, 0, (transforms.FLOW_MEAN,)),
-    "warped_flow": Modality("warped_flow", 5, True, 0, (transforms.FLOW_MEAN,)),
-    "rgb_diff": Modality("rgb_diff", 5, False, 1, (0.0,)),
-}
-
-
 def get_modality(name: str) -> Modality:
-    """The Modality record of a name; unknown names raise with the valid ones."""
-    if name not in MODALITIES:
-        raise DataError(f"unknown modality {name!r}: use one of {sorted(MODALITIES)}")
-    return MODALITIES[name]
+    """The tsn.modality record of a name; unknown names raise DataError with the valid ones."""
+    try:
+        return modality_table.get_modality(name)
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def default_scale_ratios(modality: str, preset: str = "release") -> tuple[float, ...]:
@@ -136,7 +111,7 @@ class TSNDataset(Dataset):
         self.mod = get_modality(modality)
         self.records = list(records)
         self.num_segments = num_segments
-        self.new_length = new_length or self.mod.default_length
+        self.new_length = new_length or self.mod.new_length
         self.window = self.mod.window(self.new_length)
         self.train = train
         self.scale_ratios = tuple(scale_ratios or default_scale_ratios(modality))
@@ -192,7 +167,7 @@ class TSNDataset(Dataset):
         (one pass instead of one per channel; all values are small integers, so exact).
         """
         mod, size = self.mod, transforms.CROP_SIZE
-        paths = frames.frame_paths(record.path, files, mod.is_flow)
+        paths = frames.frame_paths(record.path, files, mod.files)
         blobs = [frames.read_jpeg(p) for p in paths]
         frame_size = jpeg.image_size(blobs[0], paths[0])  # the crop table depends on it
         crop = self.crop(*frame_size, rng)
@@ -243,7 +218,7 @@ class TSNDataset(Dataset):
         building it costs more than 1% of a sample."""
         cache = self.__dict__.setdefault("_mean_cache", {})
         if num_files not in cache:
-            per_frame = 2 if self.mod.is_flow else 3
+            per_frame = self.mod.channels_per_frame
             mean = np.resize(np.asarray(self.mod.mean, np.float32), per_frame)
             cache[num_files] = np.tile(mean, num_files)[:, None, None]
         return cache[num_files]
@@ -265,7 +240,7 @@ class TSNTestDataset(Dataset):
         self.mod = get_modality(modality)
         self.records = list(records)
         self.num_frames, self.crops = num_frames, crops
-        self.new_length = new_length or self.mod.default_length
+        self.new_length = new_length or self.mod.new_length
         self.window = self.mod.window(self.new_length)
         transforms.oversample_crops(256, 340, num_crops=crops)  # validates `crops`
         validate_records(self.records, 1, num_classes, check_paths)

@@ -12,9 +12,8 @@ import numpy as np
 
 from tsn.data import jpeg
 from tsn.data.errors import DataError
+from tsn.modality import FLOW_FILES, RGB_FILES
 
-RGB_PATTERN = "img_{:05d}.jpg"  # train_val name_pattern img_%05d.jpg
-FLOW_PATTERN = "flow_{}_{:05d}.jpg"  # train_val name_pattern flow_%c_%05d.jpg
 _JPEG_EOI = b"\xff\xd9"
 
 
@@ -63,21 +62,20 @@ def read_image(path: str, color: bool) -> np.ndarray:
     return jpeg.decode(read_jpeg(path), color, path)
 
 
-def frame_paths(folder: str, files: list[int], is_flow: bool) -> list[str]:
-    """Paths of the given 1-based frames: img_%05d.jpg, or flow x1, y1, x2, y2, ... (Caffe)."""
-    if not is_flow:
-        return [os.path.join(folder, RGB_PATTERN.format(i)) for i in files]
-    return [os.path.join(folder, FLOW_PATTERN.format(axis, i)) for i in files for axis in "xy"]
+def frame_paths(folder: str, files: list[int], patterns: tuple[str, ...]) -> list[str]:
+    """Paths of the given 1-based frames, frame-major: with a modality's `files` patterns
+    img_%05d.jpg, or flow x1, y1, x2, y2, ... as Caffe reads them (tsn.modality)."""
+    return [os.path.join(folder, pattern.format(i)) for i in files for pattern in patterns]
 
 
 def read_rgb_stack(folder: str, files: list[int]) -> list[np.ndarray]:
     """BGR frames img_%05d.jpg for the given 1-based indices."""
-    return [read_image(p, True) for p in frame_paths(folder, files, False)]
+    return [read_image(p, True) for p in frame_paths(folder, files, RGB_FILES)]
 
 
 def read_flow_stack(folder: str, files: list[int]) -> list[np.ndarray]:
     """Gray flow images x1, y1, x2, y2, ... for the given 1-based indices (Caffe order)."""
-    return [read_image(p, False) for p in frame_paths(folder, files, True)]
+    return [read_image(p, False) for p in frame_paths(folder, files, FLOW_FILES)]
 
 
 def stack_channels(images: list[np.ndarray], folder: str) -> np.ndarray:

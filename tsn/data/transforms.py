@@ -14,8 +14,6 @@ import cv2
 import numpy as np
 
 CROP_SIZE = 224  # train_val crop_size
-RGB_MEAN_BGR = (104.0, 117.0, 123.0)  # train_val mean_value: BGR, no std
-FLOW_MEAN = 128.0  # flow train_val mean_value
 EVAL_SIZE = (340, 256)  # eval_net.py cv2.resize target (width, height)
 # train_val scale_ratios (released code): flow drops 0.66 (docs/caffe_release.md#videodata)
 RELEASE_SCALE_RATIOS = {"rgb": (1.0, 0.875, 0.75, 0.66), "flow": (1.0, 0.875, 0.75)}

@@ -16,12 +16,10 @@ from pathlib import Path
 
 from tsn.atomic import atomic_open
 from tsn.data.errors import DataError
+from tsn.modality import get_modality
 
 log = logging.getLogger(__name__)
 
-RGB_PREFIX = "img_"  # dense_flow -i <dir>/img; eval_net --rgb_prefix
-FLOW_X_PREFIX = "flow_x_"  # eval_net --flow_x_prefix
-FLOW_Y_PREFIX = "flow_y_"
 
 
 @dataclass(frozen=True)
@@ -92,22 +90,26 @@ def write_file_list(records: Iterable[VideoRecord], path: str | os.PathLike) -> 
 
 
 def count_frames(folder: str | os.PathLike, modality: str) -> int:
-    """Frames of a folder as build_file_list/eval_net count them: img_* or flow_x_* files.
+    """Frames of a folder as build_file_list/eval_net count them: the files of the modality's
+    first pattern (img_* or flow_x_*; tsn.modality).
 
     For flow the x and y counts must match ([TSN] build_file_list raises otherwise).
     """
     folder = Path(folder)
     try:
+        patterns = get_modality(modality).files
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    try:
         names = os.listdir(folder)
     except OSError:
         raise DataError(f"{folder}: frame folder missing (extract it with `tsn extract`)") from None
-    if modality == "rgb" or modality == "rgb_diff":
-        return sum(n.startswith(RGB_PREFIX) for n in names)
-    nx = sum(n.startswith(FLOW_X_PREFIX) for n in names)
-    ny = sum(n.startswith(FLOW_Y_PREFIX) for n in names)
-    if nx != ny:
-        raise DataError(f"{folder}: {nx} flow_x files but {ny} flow_y files; re-extract it")
-    return nx
+    prefixes = [p.split("{", 1)[0] for p in patterns]  # "img_", or "flow_x_", "flow_y_"
+    counts = [sum(n.startswith(prefix) for n in names) for prefix in prefixes]
+    if len(set(counts)) > 1:
+        found = " but ".join(f"{c} {p[:-1]} files" for c, p in zip(counts, prefixes))
+        raise DataError(f"{folder}: {found}; re-extract it")
+    return counts[0]
 
 
 def find_frame_dir(frame_root: str | os.PathLike, video_id: str, class_name: str) -> Path | None:

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from prototxt_port.caffe_layers import CaffeBatchNorm
+from tsn.modality import get_modality
 from tsn.models.consensus import WeightedConsensus
 
 # solver.clip_mode values: "release" (default) clips the gradient averaged over ranks AND
@@ -127,7 +128,7 @@ def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
         prefix = f"{module_name}." if module_name else ""
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             first = module is first_conv
-            boost = 5.0 if (first and modality in ("flow", "warped_flow", "rgb_diff")) else 1.0
+            boost = get_modality(modality).first_conv_lr_boost if first else 1.0
             mults = {"weight": (1.0 * boost, 1.0), "bias": (2.0 * boost, 0.0)}
         elif isinstance(module, CaffeBatchNorm):
             trainable = module.weight.requires_grad

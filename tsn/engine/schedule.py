@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from tsn.modality import get_modality
+
 
 class ScheduleFields(Protocol):
     """What lr_at reads (tsn.config.SolverCfg has these fields)."""
@@ -75,10 +77,10 @@ PRESETS = ("released", "paper")
 def preset(name: str, dataset: str, modality: str) -> dict:
     """Solver fields of a named schedule for a dataset and modality.
 
-    rgb_diff trains with RGB's schedule and warped_flow with flow's (the paper treats them as
-    the same kind of stream; the release has solvers for rgb and flow only).
+    The schedules are keyed by the modality's `schedule` (tsn.modality): rgb_diff trains with
+    RGB's and warped_flow with flow's (the release has solvers for rgb and flow only).
     """
-    key_modality = {"rgb_diff": "rgb", "warped_flow": "flow"}.get(modality, modality)
+    key_modality = get_modality(modality).schedule
     if name == "released":
         fields = _RELEASED.get((dataset, key_modality))
         if fields is None:

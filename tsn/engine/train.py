@@ -36,6 +36,7 @@ from tsn.engine.schedule import lr_at
 from tsn.engine.smoke import SyntheticClips, TinyTSN
 from tsn.engine.stream import BatchStream, StreamPosition
 from tsn.engine.validate import validate
+from tsn.modality import get_modality, new_length_of
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def default_new_length(modality: str, new_length: int) -> int:
-    """Frames per snippet: 1 for RGB, 5 for flow and RGB difference (train_val new_length)."""
-    return new_length or (1 if modality == "rgb" else 5)
-
-
 def select_device(name: str, local_rank: int) -> torch.device:
     """'auto' -> cuda:LOCAL_RANK when CUDA is present, else the CPU; the one device choice."""
     if name == "auto":
@@ -97,10 +93,10 @@ def set_determinism(exp: Experiment) -> None:
 def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
     """The network of `exp.model` and a record of the initialisation actually used."""
     m = exp.model
-    length = default_new_length(m.modality, m.new_length)
+    length = new_length_of(m.modality, m.new_length)
     dropout = m.dropout if m.dropout >= 0 else None  # None: the modality's train_val value
     if m.arch == "tiny":
-        dropout = dropout if dropout is not None else (0.7 if "flow" in m.modality else 0.8)
+        dropout = dropout if dropout is not None else get_modality(m.modality).dropout
         channels = exp.data.synthetic_shape[0] * length
         model = TinyTSN(channels, m.num_segments, m.num_classes, dropout, partial_bn=m.partial_bn)
         return model, {"init": f"random (torch seed {exp.seed})", "arch": "tiny"}
@@ -123,7 +119,7 @@ def build_dataset(exp: Experiment, phase: str = "train"):
     or TEST phase (segment-centre snippets, centre crop).
     """
     d, m = exp.data, exp.model
-    length = default_new_length(m.modality, m.new_length)
+    length = new_length_of(m.modality, m.new_length)
     train = phase == "train"
     if d.dataset == "clips":
         if not train and exp.test.val_list != "clips":

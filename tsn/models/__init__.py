@@ -15,12 +15,13 @@ from pathlib import Path
 
 from torch import nn
 
+from tsn.modality import get_modality
 from tsn.models.bn_inception import BNInception
 from tsn.models.clarifai import ClarifaiNet, clarifai_zf
 from tsn.models.consensus import CONSENSUS_NAMES
 from tsn.models.googlenet import GoogLeNet
 from tsn.models.partial_bn import apply_partial_bn
-from tsn.models.tsn import TSN, get_modality
+from tsn.models.tsn import TSN
 from tsn.models.vgg import VGG16
 from tsn.models.weights_init import initialise
 
@@ -55,7 +56,8 @@ def build_tsn(
     """Build a TSN for `modality`, initialise it, apply partial BN; see `model.init_record`.
 
     Args:
-        dropout, new_length: None takes the modality's default (rgb 0.8 / 1, flow 0.7 / 5).
+        dropout, new_length: None takes the modality's default (tsn.modality: rgb 0.8 / 1,
+            flow 0.7 / 5).
         init: "imagenet" (release) loads `init_weights` (a converted .pt or a state dict) with
             cross-modality init of the first conv for non-RGB inputs; "cross_modality" is the
             same but raises unless that conversion happened; without weights both fall back

@@ -8,52 +8,16 @@ scores each; `reshape_fc` regroups them to (N, K, classes); the consensus combin
 BEFORE softmax (the loss applies softmax afterwards).
 
 Glossary: K = `num_segments`, L = `new_length` (frames stacked per snippet: 1 for RGB, 5 for
-flow), C = `channels_per_frame` (3 for RGB and RGB difference, 2 for flow x/y).
+flow), C = `channels_per_frame` (3 for RGB and RGB difference, 2 for flow x/y); the defaults
+of each modality are the table in tsn/modality.py.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from tsn.models.consensus import build_consensus
-
-
-@dataclass(frozen=True)
-class Modality:
-    """Input layout and dropout of one TSN stream."""
-
-    name: str  # "rgb", "flow", "rgb_diff", "warped_flow"
-    channels_per_frame: int  # C
-    new_length: int  # L, frames stacked per snippet
-    dropout: float  # dropout before the classifier
-
-    @property
-    def in_channels(self) -> int:
-        """Channels of one snippet image fed to the backbone (L * C)."""
-        return self.new_length * self.channels_per_frame
-
-
-MODALITIES: dict[str, Modality] = {
-    # train_val: new_length 1, dropout_ratio 0.8 (docs/caffe_release.md#videodata)
-    "rgb": Modality("rgb", 3, 1, 0.8),
-    # train_val: new_length 5 of (x, y) -> 10 channels, dropout_ratio 0.7
-    "flow": Modality("flow", 2, 5, 0.7),
-    # paper only (no released prototxt): 5 stacked RGB differences; dropout 0.8 as the other
-    # appearance-derived stream is our choice
-    "rgb_diff": Modality("rgb_diff", 3, 5, 0.8),
-    # paper: warped flow is fed exactly like optical flow
-    "warped_flow": Modality("warped_flow", 2, 5, 0.7),
-}
-
-
-def get_modality(name: str) -> Modality:
-    """The Modality called `name`, or a ValueError listing the known ones."""
-    if name not in MODALITIES:
-        raise ValueError(f"unknown modality {name!r}: choose one of {', '.join(MODALITIES)}")
-    return MODALITIES[name]
 
 
 class TSN(nn.Module):

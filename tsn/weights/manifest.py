@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tsn.errors import WeightsError
+from tsn.modality import MODALITIES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,7 +23,6 @@ else:  # pragma: no cover - python 3.10 (pyproject: tomli for < 3.11)
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "weights" / "manifest.toml"
 KINDS = ("init", "reference")
 FORMATS = ("caffemodel", "cadene_pth", "tsn_pytorch_pth")
-MODALITIES = ("rgb", "flow")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _entry(raw: dict, index: int, path: Path, preprocessing: dict) -> WeightEntr
     unknown = set(raw) - {f for f in WeightEntry.__dataclass_fields__}
     if unknown:
         raise WeightsError(f"{where}: unknown key(s) {sorted(unknown)}")
-    for key, allowed in (("kind", KINDS), ("format", FORMATS), ("modality", MODALITIES)):
+    for key, allowed in (("kind", KINDS), ("format", FORMATS), ("modality", tuple(MODALITIES))):
         if raw[key] not in allowed:
             raise WeightsError(f"{where}: {key} {raw[key]!r} is not one of {allowed}")
     urls = raw["urls"]

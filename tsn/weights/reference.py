@@ -51,8 +51,9 @@ def test_list(entry: WeightEntry, data_root: Path) -> Path:
 
 def build_model(weights: dict, modality: str, device: torch.device):
     """A TSN (1 segment; testing scores snippets) holding converted bn_inception weights."""
+    from tsn.modality import get_modality
     from tsn.models.bn_inception import BNInception
-    from tsn.models.tsn import TSN, get_modality
+    from tsn.models.tsn import TSN
 
     if weights["layout"] != "bn_inception" or "fc.weight" not in weights["state_dict"]:
         raise WeightsError("reference weights must be a BN-Inception with its fc-action")
