@@ -44,6 +44,12 @@ class CaffeBatchNorm(nn.Module):
         self.weight.requires_grad_(trainable)
         self.bias.requires_grad_(trainable)
 
+    def caffe_multipliers(self) -> dict[str, tuple[float, float]]:
+        """(lr_mult, decay_mult) of scale and shift: 1/0 as the train_val prototxts set them,
+        0/0 when the affine part is frozen (`frozen: true` forces it in bn_layer.cpp)."""
+        mult = (1.0, 0.0) if self.weight.requires_grad else (0.0, 0.0)
+        return {"weight": mult, "bias": mult}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.frozen or not self.training:
             return F.batch_norm(

@@ -34,9 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prototxt_port.caffe_layers import CaffeBatchNorm
 from tsn.modality import get_modality
-from tsn.models.consensus import WeightedConsensus
 
 # solver.clip_mode values: "release" (default) clips the gradient averaged over ranks AND
 # iter_size, as the release's 4 GPUs x iter_size 1 did; "caffe_iter_size" is solver.cpp's
@@ -109,40 +107,54 @@ def clip_decision(summed_norm: float, clip_gradients: float, iter_size: int = 1,
     return StepInfo(norm, clipped, scale, NORM_OF[clip_mode])
 
 
+# Caffe's Convolution and InnerProduct blobs as the TSN train_val prototxts set them: weight
+# lr_mult 1, decay_mult 1; bias lr_mult 2, decay_mult 0 (docs/caffe_release.md#multipliers).
+# Any other module that owns parameters declares its own: `caffe_multipliers()` returning
+# {parameter name: (lr_mult, decay_mult)} (prototxt_port.caffe_layers.CaffeBatchNorm,
+# tsn.models.consensus.WeightedConsensus).
+LAYER_MULTIPLIERS: dict[type, dict[str, tuple[float, float]]] = {
+    nn.Conv2d: {"weight": (1.0, 1.0), "bias": (2.0, 0.0)},
+    nn.Linear: {"weight": (1.0, 1.0), "bias": (2.0, 0.0)},
+}
+
+
+def module_multipliers(module: nn.Module) -> dict[str, tuple[float, float]] | None:
+    """{parameter name: (lr_mult, decay_mult)} of one module's own parameters, or None when
+    neither the module (`caffe_multipliers()`) nor LAYER_MULTIPLIERS gives a policy."""
+    declared = getattr(module, "caffe_multipliers", None)
+    if declared is not None:
+        return dict(declared())
+    return LAYER_MULTIPLIERS.get(type(module))
+
+
 def param_specs(model: nn.Module, modality: str = "rgb") -> list[ParamSpec]:
     """lr_mult / decay_mult of every parameter of a native TSN model, as the train_val prototxts.
 
-    conv / linear weight 1/1, bias 2/0; CaffeBatchNorm scale and shift 1/0 when trainable and 0/0
-    when frozen (bn_layer.cpp forces it); running stats are left to the forward pass. Flow (and
-    warped_flow, rgb_diff) models train their first conv with 5/10 and decay 1/0
-    (tsn_bn_inception_flow_train_val.prototxt). Any other module type that owns parameters raises:
-    it needs a policy first.
+    Each module's own multipliers (`module_multipliers`: conv / linear weight 1/1, bias 2/0;
+    CaffeBatchNorm scale and shift 1/0 when trainable, 0/0 when frozen, as bn_layer.cpp forces);
+    the first convolution's are multiplied by the modality's `first_conv_lr_boost` (flow 5:
+    5/10 with decay 1/0, tsn_bn_inception_flow_train_val.prototxt). Running statistics are
+    buffers, left to the forward pass. A module that owns parameters without a policy raises:
+    it needs one first.
     """
     specs: list[ParamSpec] = []
     # conv1/7x7_s2 is the first convolution in module (= prototxt) order
-    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    first_conv = next((m for m in model.modules() if type(m) is nn.Conv2d), None)
+    boost = get_modality(modality).first_conv_lr_boost
     for module_name, module in model.named_modules():
         own = dict(module.named_parameters(recurse=False))
         if not own:
             continue
         prefix = f"{module_name}." if module_name else ""
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            first = module is first_conv
-            boost = get_modality(modality).first_conv_lr_boost if first else 1.0
-            mults = {"weight": (1.0 * boost, 1.0), "bias": (2.0 * boost, 0.0)}
-        elif isinstance(module, CaffeBatchNorm):
-            trainable = module.weight.requires_grad
-            mult = (1.0, 0.0) if trainable else (0.0, 0.0)
-            mults = {"weight": mult, "bias": mult}
-        elif isinstance(module, WeightedConsensus):
-            # not in the release (AVE consensus); our choice: learn at base lr, no decay
-            mults = {"weight": (1.0, 0.0)}
-        else:
+        mults = module_multipliers(module)
+        if mults is None:
             raise TypeError(
                 f"module {module_name!r} of type {type(module).__name__} has parameters "
-                f"{sorted(own)} but tsn.engine.optim has no lr_mult/decay_mult policy for it; "
-                "add one to param_specs (docs/caffe_release.md#multipliers) before training"
+                f"{sorted(own)} but no lr_mult/decay_mult policy: give it a "
+                "`caffe_multipliers()` method (docs/caffe_release.md#multipliers) before training"
             )
+        if module is first_conv:
+            mults = {k: (lr * boost, decay) for k, (lr, decay) in mults.items()}
         for attr, tensor in own.items():
             if attr not in mults:
                 raise TypeError(f"{prefix}{attr}: no lr_mult/decay_mult policy for this tensor")

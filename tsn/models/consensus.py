@@ -43,6 +43,10 @@ class WeightedConsensus(nn.Module):
         self.num_segments = num_segments
         self.weight = nn.Parameter(torch.full((num_segments,), 1.0 / num_segments))
 
+    def caffe_multipliers(self) -> dict[str, tuple[float, float]]:
+        """Not in the release (AVE consensus); our choice: learn at the base lr, no decay."""
+        return {"weight": (1.0, 0.0)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.num_segments:
             raise ValueError(
