@@ -236,8 +236,12 @@ def centered_gradient(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """u[x+1] - u[x] and u[y+1] - u[y], 0 in the last column / last row."""
-    dx = F.pad(u[..., 1:] - u[..., :-1], (0, 1))
-    dy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1))
+    dx = torch.empty_like(u)
+    torch.sub(u[..., 1:], u[..., :-1], out=dx[..., :-1])
+    dx[..., -1] = 0.0
+    dy = torch.empty_like(u)
+    torch.sub(u[..., 1:, :], u[..., :-1, :], out=dy[..., :-1, :])
+    dy[..., -1, :] = 0.0
     return dx, dy
 
 
@@ -247,9 +251,13 @@ def divergence(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
     Inside and on the first row: (v1[x] - v1[x-1]) + (v2[y] - v2[y-1]), reading 0 above the
     image; first column: (v1 + v2) - v2[y-1]; corner: v1 + v2.
     """
-    v1x = torch.cat([v1[..., :1], v1[..., 1:] - v1[..., :-1]], dim=-1)
-    v2y = torch.cat([v2[..., :1, :], v2[..., 1:, :] - v2[..., :-1, :]], dim=-2)
-    div = v1x + v2y
+    div = torch.empty_like(v1)
+    torch.sub(v1[..., 1:], v1[..., :-1], out=div[..., 1:])
+    div[..., 0] = v1[..., 0]
+    v2y = torch.empty_like(v2)
+    torch.sub(v2[..., 1:, :], v2[..., :-1, :], out=v2y[..., 1:, :])
+    v2y[..., 0, :] = v2[..., 0, :]
+    div += v2y
     div[..., 1:, 0] = (v1[..., 1:, 0] + v2[..., 1:, 0]) - v2[..., :-1, 0]
     return div
 
@@ -445,12 +453,13 @@ def _error_sums(change: torch.Tensor, arithmetic: str) -> np.ndarray:
 
 
 def _inner_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, lt_grad, neg_lt_grad,
-                l_t: float, theta: float, taut: float, rho_c, double_hypot: bool):
+                l_t: float, theta: float, taut: float, rho_c, double_hypot: bool,
+                want_change: bool = True):
     """One inner iteration of both 2.4 sources, on tensors only (so torch.compile can fuse it).
 
     estimateV (thresholding), divergence of p, estimateU, forward gradient of u, dual update.
     Returns the new (u1, u2, p11, p12, p21, p22) and the per-pixel change d1^2 + d2^2 that both
-    sources sum for the stopping test.
+    sources sum for the stopping test (None unless `want_change`).
     """
     rho = rho_c + (I1wx * u1 + I1wy * u2)
     # thresholding operator TH: v = u + c * grad(I1w), c chosen per pixel as estimateV does
@@ -461,8 +470,10 @@ def _inner_step(u1, u2, p11, p12, p21, p22, I1wx, I1wy, grad, lt_grad, neg_lt_gr
     v2 = u2 + coeff * I1wy
     new1 = v1 + theta * divergence(p11, p12)
     new2 = v2 + theta * divergence(p21, p22)
-    d1, d2 = new1 - u1, new2 - u2
-    change = d1 * d1 + d2 * d2
+    change = None
+    if want_change:
+        d1, d2 = new1 - u1, new2 - u2
+        change = d1 * d1 + d2 * d2
     u1x, u1y = forward_gradient(new1)
     u2x, u2y = forward_gradient(new2)
     if double_hypot:  # tvl1flow.cpp: static_cast<float>(hypot(double, double))
@@ -532,9 +543,10 @@ def _solve_level(I0: torch.Tensor, I1: torch.Tensor, u1: torch.Tensor, u2: torch
         it = 0
         while live.any():
             measured = rule.measure(it, rows[live])
+            # compiled: one graph that always returns the change (fused, nearly free)
             out = step(*(work[name] for name in STATE), fixed["I1wx"], fixed["I1wy"],
                        fixed["grad"], fixed["lt_grad"], fixed["neg_lt_grad"], l_t, theta, taut,
-                       fixed["rho_c"], double_hypot)
+                       fixed["rho_c"], double_hypot, compile_step or bool(measured.any()))
             work = dict(zip(STATE, out[:6]))
             errors = (_error_sums(out[6], sem.arithmetic)[live] if measured.any()
                       else np.zeros(int(live.sum())))
