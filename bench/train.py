@@ -29,10 +29,11 @@ import torch.nn.functional as F
 
 from bench.rounds import interleave, load_average, summarise
 from tsn.atomic import atomic_write_text
+from tsn.build import build_dataset, build_model, select_device
 from tsn.config import load_experiment
 from tsn.engine.optim import CaffeSGD, param_specs
 from tsn.engine.stream import BatchStream
-from tsn.engine.train import build_dataset, build_model, select_device, train
+from tsn.train import train
 
 
 def _sync(device: torch.device) -> None:

@@ -25,14 +25,9 @@ class Profile:
     description: str
     test_workers: int = 0  # DataLoader processes decoding test videos (JPEG decoding bound)
 
-    def overrides(self, model_modality: str) -> list[str]:
-        """Training overrides; the tiny backbone's input channels follow the modality."""
-        out = list(self.train)
-        if any(o == "model.arch=tiny" for o in out):
-            # TinyTSN reads its per-frame channels from data.synthetic_shape (tsn.engine.smoke)
-            channels = 2 if model_modality == "flow" else 3
-            out.append(f"data.synthetic_shape={channels},1,1")
-        return out
+    def overrides(self) -> list[str]:
+        """Training overrides (the tiny backbone takes its input channels from the modality)."""
+        return list(self.train)
 
 
 _SMALL = ("model.arch=tiny", "solver.preset=custom", "solver.lr_policy=fixed",

@@ -129,8 +129,7 @@ def test_shipped_configs_load_and_name_their_schedule():
 
 
 def test_cli_takes_overrides_before_or_after_the_options(monkeypatch):
-    from tsn import cli
-    from tsn.engine import train_cli
+    from tsn import cli, train_cli
 
     seen = []
     monkeypatch.setattr(train_cli, "run", lambda args: seen.append(args) or 0)

@@ -7,7 +7,7 @@ import torch
 
 from tsn.config import load_experiment
 from tsn.engine import checkpoint
-from tsn.engine.train import train
+from tsn.train import train
 
 pytestmark = pytest.mark.gpu
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from tsn.engine.optim import CLIP_MODES, CaffeSGD, ParamSpec, clip_decision, param_specs
-from tsn.engine.smoke import TinyTSN
+from tsn.models import build_tsn
 from tsn.models.bn_inception import BNInception
 
 
@@ -180,9 +180,10 @@ def test_parameterized_module_without_a_policy_is_refused():
 
 
 def test_tiny_model_specs_follow_partial_bn():
-    model = TinyTSN(3, 3, 4, partial_bn="release")
+    model = build_tsn("tiny", num_classes=4, num_segments=3, partial_bn="release")
     specs = {s.name: (s.lr_mult, s.decay_mult) for s in param_specs(model)}
-    assert specs["bn1.weight"] == (1.0, 0.0) and specs["bn2.weight"] == (0.0, 0.0)
+    assert specs["backbone.conv1.bn.weight"] == (1.0, 0.0)
+    assert specs["backbone.conv2.bn.weight"] == (0.0, 0.0)
 
 
 def test_optimizer_state_round_trip_and_mismatch():

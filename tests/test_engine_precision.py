@@ -11,8 +11,8 @@ from torch import nn
 
 from tsn.config import ConfigError, load_experiment
 from tsn.engine import precision
-from tsn.engine.smoke import TinyTSN
 from tsn.evaluate import evaluate
+from tsn.models import build_tsn
 from tsn.scores import Protocol
 
 
@@ -59,7 +59,7 @@ def tiny_config(tmp_path, name: str, prec: str) -> list[str]:
 
 
 def test_training_runs_in_bf16_and_records_it(tmp_path):
-    from tsn.engine.train import train
+    from tsn.train import train
 
     result = train(load_experiment(None, tiny_config(tmp_path, "bf16", "bf16")))
     assert np.isfinite(result.final_loss) and result.iterations == 3
@@ -77,7 +77,7 @@ def test_training_runs_in_bf16_and_records_it(tmp_path):
 
 
 def test_training_in_fp32_sets_ieee_even_after_tf32(tmp_path):
-    from tsn.engine.train import train
+    from tsn.train import train
 
     precision.set_float32_mode("tf32")
     train(load_experiment(None, tiny_config(tmp_path, "fp32", "fp32")))
@@ -101,8 +101,8 @@ class RecordsDtype(nn.Module):
 def test_evaluate_runs_the_forward_under_bf16_autocast_when_asked(tmp_path):
     import cv2
 
+    from tsn.build import build_test_dataset
     from tsn.data.video_list import VideoRecord
-    from tsn.evaluate import build_test_dataset
 
     folder = tmp_path / "v"
     folder.mkdir()
@@ -123,9 +123,10 @@ def test_evaluate_runs_the_forward_under_bf16_autocast_when_asked(tmp_path):
 
 def test_tiny_model_forward_in_bf16_keeps_bn_statistics_float32():
     torch.manual_seed(0)
-    model = TinyTSN(3, num_segments=1, num_classes=2).train()
+    model = build_tsn("tiny", num_classes=2, num_segments=1).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(4, 3, 8, 8))
     assert out.dtype == torch.bfloat16
-    assert model.bn1.running_mean.dtype == torch.float32
-    assert torch.isfinite(model.bn1.running_var).all()
+    bn1 = model.backbone.conv1.bn
+    assert bn1.running_mean.dtype == torch.float32
+    assert torch.isfinite(bn1.running_var).all()

@@ -20,7 +20,7 @@ import torch
 from tsn.cli import main as tsn_main
 from tsn.config import load_experiment
 from tsn.engine import checkpoint
-from tsn.engine.train import NonFiniteLossError, ResumeError, train
+from tsn.train import NonFiniteLossError, ResumeError, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,7 @@ def test_checkpoint_from_before_clip_mode_resumes_with_the_rule_it_trained_with(
     resuming them under the new default would switch the clip mid-run, so it is refused with
     the override that continues them."""
     from tsn.config import to_dict
-    from tsn.engine.train import _check_resumable
+    from tsn.train import _check_resumable
 
     cfg = _write_config(tmp_path)
     saved = {"config": to_dict(load_experiment(cfg)), "rng": [None]}

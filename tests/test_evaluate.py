@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from tsn.build import build_test_dataset
 from tsn.data.video_list import VideoRecord
-from tsn.evaluate import build_test_dataset, evaluate, snippet_forward
+from tsn.evaluate import evaluate, snippet_forward
 from tsn.scores import Protocol, load_scores
 
 RAMP = 0.7  # channel B of every frame = RAMP * x (+ 10 * frame index): crops see different x
@@ -83,14 +84,14 @@ def test_segment_centre_sampling_and_short_video(tmp_path):
 
 
 def test_snippet_forward_of_a_k_segment_model_equals_snippet_logits():
-    from tsn.engine.smoke import TinyTSN
+    from tsn.models import build_tsn
 
     torch.manual_seed(0)
-    model = TinyTSN(3, num_segments=3, num_classes=4).eval()
+    model = build_tsn("tiny", num_classes=4, num_segments=3).eval()
     x = torch.randn(5, 3, 8, 8)
     per_snippet = torch.stack([model(xi.repeat(3, 1, 1)[None])[0] for xi in x])
     torch.testing.assert_close(snippet_forward(model)(x), per_snippet)
-    assert model.num_segments == 3  # restored after the call
+    assert model.num_segments == 3
 
 
 def test_view_count_mismatch_is_a_clear_error(tmp_path):
@@ -139,9 +140,9 @@ def test_load_trained_needs_no_imagenet_init_file(tmp_path):
     """Testing reads every weight from the checkpoint, never the init file training used."""
     import dataclasses
 
+    from tsn.build import load_trained
     from tsn.config import Experiment, to_dict
     from tsn.engine import checkpoint
-    from tsn.evaluate import load_trained
     from tsn.models import build_tsn
 
     trained = build_tsn("clarifai", num_classes=5, modality="rgb", init="scratch")

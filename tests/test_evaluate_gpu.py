@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from tsn.evaluate import build_test_dataset, evaluate
+from tsn.build import build_test_dataset
+from tsn.evaluate import evaluate
 from tsn.scores import Protocol
 
 pytestmark = pytest.mark.gpu

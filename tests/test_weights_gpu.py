@@ -30,9 +30,10 @@ def write_dataset(root, labels):
 
 @pytest.mark.gpu
 def test_reference_model_scores_on_cuda_match_cpu(tmp_path):
+    from tsn.build import build_test_dataset
+    from tsn.build import reference_model as build_model
     from tsn.data.video_list import read_file_list
-    from tsn.evaluate import build_test_dataset, evaluate
-    from tsn.weights.reference import build_model
+    from tsn.evaluate import evaluate
 
     torch.manual_seed(1)
     state = BNInception(3, 101).state_dict()

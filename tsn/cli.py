@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "fuse": ("tsn.fusion", "weighted fusion of score files (raw logits; default RGB:flow 1:1.5)"),
     "test": ("tsn.evaluate", "test a trained run: 25x10 protocol, score file, mean class accuracy"),
-    "train": ("tsn.engine.train_cli", "train (or --resume) a TSN experiment from a config file"),
+    "train": ("tsn.train_cli", "train (or --resume) a TSN experiment from a config file"),
     "weights": ("tsn.weights.cli", "released weights: list, fetch, import, eval-reference"),
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
     "extract": ("tsn.flow.cli", "frames + TV-L1/DIS/warped flow as dense_flow made them"),

@@ -78,7 +78,7 @@ class DataCfg:
     """Where the training videos come from and how they are loaded."""
 
     # "ucf101" | "hmdb51" | "synth" (`tsn synth` frame folders: UCF101's format and solver
-    # presets) | "clips" (in-memory smoke tensors, tsn.engine.smoke; no files)
+    # presets) | "clips" (in-memory smoke tensors, tsn/data/clips.py; no files)
     dataset: str = "ucf101"
     split: int = 1  # official split 1-3
     train_list: str = ""  # file list "path num_frames label" (docs/caffe_release.md#file-lists)
@@ -158,6 +158,10 @@ class Experiment:
             raise ConfigError(f"model.modality {self.model.modality!r}: use one of "
                               f"{tuple(MODALITIES)}")
         check_dataset(self.data.dataset)
+        channels = MODALITIES[self.model.modality].channels_per_frame
+        if self.data.dataset == "clips" and self.data.synthetic_shape[0] != channels:
+            raise ConfigError(f"data.synthetic_shape {self.data.synthetic_shape}: a "
+                              f"{self.model.modality} frame has {channels} channels (C, H, W)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r}: use one of {PRECISIONS} "
                               "(fp32 = the release)")

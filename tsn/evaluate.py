@@ -28,35 +28,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tsn.build import build_test_dataset, load_trained, select_device
+from tsn.config import to_dict
+from tsn.data.video_list import read_file_list
 from tsn.engine.optim import clip_mode_note
 from tsn.engine.precision import PRECISIONS, autocast, precision_note, set_float32_mode
+from tsn.metrics import confusion_matrix, mean_class_accuracy, video_top1
+from tsn.report import git_commit, run_record, write_confusion_png
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
 log = logging.getLogger(__name__)
 
 
 def snippet_forward(model: nn.Module):
-    """A function (M, L*C, H, W) -> (M, classes) of per-snippet logits for `model`.
-
-    TSN models expose `forward_snippets`. A model that only takes a K-segment blob and reads K
-    from `model.num_segments` at forward time (the engine's tiny smoke model, whose consensus
-    is a plain average) runs with num_segments = 1 for the call: each snippet is then its own
-    "video" and the average over one segment is the snippet's logits.
-    """
-    if hasattr(model, "forward_snippets"):
-        return model.forward_snippets
-    k = int(getattr(model, "num_segments", 1))
-    if k == 1:
-        return model
-
-    def one_segment(x: torch.Tensor) -> torch.Tensor:
-        model.num_segments = 1
-        try:
-            return model(x)
-        finally:
-            model.num_segments = k
-
-    return one_segment
+    """A function (M, L*C, H, W) -> (M, classes) of per-snippet logits for `model`: a TSN's
+    `forward_snippets` (every model tsn.build makes); any other module scores snippets itself."""
+    return getattr(model, "forward_snippets", model)
 
 
 class _FrameChunks(torch.utils.data.Dataset):
@@ -216,52 +203,6 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
                        np.stack([done[i][2] for i in order]) if keep_full else None)
 
 
-def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None, device: torch.device):
-    """(model, experiment, checkpoint path) of a `tsn train` run folder, weights loaded."""
-    from tsn.config import from_resolved
-    from tsn.engine import checkpoint
-    from tsn.engine.train import build_model
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.json; pass the folder written by "
-                                "`tsn train`")
-    exp = from_resolved(json.loads(cfg_path.read_text()), str(cfg_path))
-    ckpt = Path(checkpoint_path) if checkpoint_path else checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint; train first")
-    # Every weight comes from the checkpoint: build without the ImageNet init, so testing does
-    # not need (or read) the init weights file the run was trained from.
-    bare = dataclasses.replace(exp, model=dataclasses.replace(exp.model, init="scratch",
-                                                              init_weights=""))
-    model, _ = build_model(bare)
-    model.load_state_dict(checkpoint.load(ckpt)["model"])
-    return model.to(device), exp, ckpt
-
-
-def build_test_dataset(records, modality: str, protocol: Protocol,
-                       new_length: int | None):
-    """The tsn.data test dataset for `protocol` (25 eval_net ticks or K segment centres)."""
-    from tsn.data.dataset import TSNTestDataset
-    from tsn.data.sampling import val_offsets
-
-    class SegmentCentreTestDataset(TSNTestDataset):
-        """K snippets at the segment centres (train_val TEST phase offsets,
-        video_data_layer.cpp)."""
-
-        def ticks(self, index: int) -> list[int]:
-            n = self.records[index].num_frames
-            return [int(o) + 1 for o in val_offsets(n, self.num_frames, self.window)]
-
-    kinds = {"eval_net": TSNTestDataset, "segment_centre": SegmentCentreTestDataset}
-    if protocol.frame_sampling not in kinds:
-        raise ValueError(f"frame sampling {protocol.frame_sampling!r}: use {sorted(kinds)}")
-    return kinds[protocol.frame_sampling](records, modality, num_frames=protocol.num_frames,
-                                          crops=protocol.num_crops,
-                                          new_length=new_length or None)
-
-
 def _deviation_note(exp, precision: str) -> str:
     """Score-file note: test precision and training clip mode when they are not the release's."""
     notes = [precision_note(precision), clip_mode_note(exp.solver.clip_mode)]
@@ -298,49 +239,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of resuming from them")
 
 
+def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None = None, *,
+             root: str | None = None, checkpoint_path: str | Path | None = None,
+             frames: int = 25, crops: int = 10, crop_agg: str = "mean",
+             sampling: str = "eval_net", batch: int = 50, workers: int = 0,
+             device: str = "auto", keep_full: bool = False, dataset: str = "", split: int = 0,
+             precision: str = "fp32", save_every_s: float = 60.0, restart: bool = False,
+             progress: bool = True) -> tuple[VideoScores, Path, object]:
+    """`tsn test` as a function: test the run folder's newest (or given) checkpoint over
+    `list_file`; the score file is written to `out` (default run_dir/scores.npz).
+
+    Returns (scores, score file, the run's Experiment). An interrupted test resumes from
+    `<out>.partial.npz` unless `restart`.
+    """
+    dev = select_device(device)
+    model, exp, ckpt = load_trained(run_dir, checkpoint_path, dev)
+    records = read_file_list(list_file, root=root)
+    protocol = Protocol(modality=exp.model.modality, num_frames=frames, num_crops=crops,
+                        crop_agg=crop_agg, frame_sampling=sampling, weights=str(ckpt),
+                        dataset=dataset or exp.data.dataset, split=split, commit=git_commit(),
+                        note=_deviation_note(exp, precision),
+                        # the run record: training config, versions, hardware, seed
+                        extra={"record": run_record(to_dict(exp), exp.seed),
+                               "list": str(list_file), "precision": precision,
+                               "clip_mode": exp.solver.clip_mode})
+    test_set = build_test_dataset(records, exp.model.modality, protocol, exp.model.new_length)
+    ids = [Path(r.path).name for r in records]
+    out = Path(out or Path(run_dir) / "scores.npz")
+    partial = partial_path(out)
+    if restart:
+        partial.unlink(missing_ok=True)
+    set_float32_mode(precision)
+    vs = evaluate(model, test_set, ids, dev, protocol, batch, workers, keep_full,
+                  progress=progress, partial=partial, save_every_s=save_every_s,
+                  precision=precision)
+    save_scores(out, vs)
+    partial.unlink(missing_ok=True)  # the final file holds everything now
+    return vs, out, exp
+
+
 def run(args: argparse.Namespace) -> int:
     """Test a trained run; print mean class accuracy and top-1; write scores + confusion PNG."""
-    from tsn.config import to_dict
-    from tsn.data.video_list import read_file_list
-    from tsn.metrics import confusion_matrix, mean_class_accuracy, video_top1
-    from tsn.report import git_commit, run_record, write_confusion_png
-
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
     try:
-        model, exp, ckpt = load_trained(args.run_dir, args.checkpoint, device)
-        records = read_file_list(args.list, root=args.root)
-        protocol = Protocol(modality=exp.model.modality, num_frames=args.frames,
-                            num_crops=args.crops, crop_agg=args.crop_agg,
-                            frame_sampling=args.sampling, weights=str(ckpt),
-                            dataset=args.dataset or exp.data.dataset, split=args.split,
-                            commit=git_commit(), note=_deviation_note(exp, args.precision),
-                            # the run record: training config, versions, hardware, seed
-                            extra={"record": run_record(to_dict(exp), exp.seed),
-                                   "list": str(args.list), "precision": args.precision,
-                                   "clip_mode": exp.solver.clip_mode})
-        dataset = build_test_dataset(records, exp.model.modality, protocol,
-                                     exp.model.new_length)
-        ids = [Path(r.path).name for r in records]
-        out = Path(args.out or Path(args.run_dir) / "scores.npz")
-        partial = partial_path(out)
-        if args.restart:
-            partial.unlink(missing_ok=True)
-        set_float32_mode(args.precision)
-        vs = evaluate(model, dataset, ids, device, protocol, args.batch, args.workers,
-                      args.keep_full, partial=partial, save_every_s=args.save_every_s,
-                      precision=args.precision)
+        vs, out, exp = test_run(
+            args.run_dir, args.list, args.out, root=args.root, checkpoint_path=args.checkpoint,
+            frames=args.frames, crops=args.crops, crop_agg=args.crop_agg, sampling=args.sampling,
+            batch=args.batch, workers=args.workers, device=args.device,
+            keep_full=args.keep_full, dataset=args.dataset, split=args.split,
+            precision=args.precision, save_every_s=args.save_every_s, restart=args.restart)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
-    save_scores(out, vs)
-    partial.unlink(missing_ok=True)  # the final file holds everything now
     cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
     png = write_confusion_png(out.with_suffix(".confusion.png"), cm,
-                              f"{exp.model.modality} {protocol.label}")
+                              f"{exp.model.modality} {vs.protocol.label}")
     print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}%  "
           f"video top-1 {100 * video_top1(vs.scores, vs.labels):.2f}%  "
-          f"({len(ids)} videos, {protocol.label}); scores {out}, confusion {png}")
+          f"({len(vs.video_ids)} videos, {vs.protocol.label}); scores {out}, confusion {png}")
     return 0

@@ -1,4 +1,7 @@
-"""The training loop: Caffe's solver iteration, resumable, on 1 or N processes.
+"""`train(exp)`: Caffe's solver iteration, resumable, on 1 or N processes.
+
+The model, datasets and device come from the experiment builder (tsn/build.py); the solver
+machinery from tsn/engine (CaffeSGD, schedules, distributed helpers, checkpoints, run folder).
 
 One iteration (solver.cpp Step, docs/caffe_release.md#sgd-update): iter_size forward/backward passes
 whose gradients are summed; gradients averaged over ranks; lr from the schedule at the 0-based
@@ -22,21 +25,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from tsn import config as config_mod
 from tsn import report
+from tsn.build import build_dataset, build_model, select_device
 from tsn.config import Experiment
 from tsn.data import jpeg
 from tsn.engine import checkpoint, distributed, precision
 from tsn.engine.optim import CaffeSGD, param_specs
 from tsn.engine.runlog import RunFolder
 from tsn.engine.schedule import lr_at
-from tsn.engine.smoke import SyntheticClips, TinyTSN
 from tsn.engine.stream import BatchStream, StreamPosition
 from tsn.engine.validate import validate
-from tsn.modality import get_modality, new_length_of
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +68,6 @@ class TrainResult:
     checkpoint: Path | None
 
 
-def select_device(name: str, local_rank: int) -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK when CUDA is present, else the CPU; the one device choice."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda but torch sees no CUDA device; use device=cpu")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device(name)
-
-
 def set_determinism(exp: Experiment) -> None:
     """Deterministic kernels, a fixed thread count (resume gives identical weights) and the
     float32 mode of `exp.precision` (IEEE float32 unless asked otherwise)."""
@@ -88,62 +78,6 @@ def set_determinism(exp: Experiment) -> None:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     precision.set_float32_mode(exp.precision)  # PyTorch's default is TF32 convolutions
-
-
-def build_model(exp: Experiment) -> tuple[nn.Module, dict]:
-    """The network of `exp.model` and a record of the initialisation actually used."""
-    m = exp.model
-    length = new_length_of(m.modality, m.new_length)
-    dropout = m.dropout if m.dropout >= 0 else None  # None: the modality's train_val value
-    if m.arch == "tiny":
-        dropout = dropout if dropout is not None else get_modality(m.modality).dropout
-        channels = exp.data.synthetic_shape[0] * length
-        model = TinyTSN(channels, m.num_segments, m.num_classes, dropout, partial_bn=m.partial_bn)
-        return model, {"init": f"random (torch seed {exp.seed})", "arch": "tiny"}
-    from tsn.models import build_tsn
-
-    model = build_tsn(
-        backbone=m.arch, num_classes=m.num_classes, modality=m.modality,
-        num_segments=m.num_segments, consensus=m.consensus, dropout=dropout,
-        new_length=length, init=m.init, init_weights=m.init_weights or None,
-        partial_bn=m.partial_bn,
-    )
-    return model, dict(model.init_record)
-
-
-def build_dataset(exp: Experiment, phase: str = "train"):
-    """(dataset, worker_init_fn) of a phase: "train" (data.train_list) or "val" (test.val_list).
-
-    In-memory clips: the validation set is the same classes drawn in a held-out "epoch".
-    Real data: TSNDataset in Caffe's TRAIN phase (random offsets, multi-scale crops, mirror)
-    or TEST phase (segment-centre snippets, centre crop).
-    """
-    d, m = exp.data, exp.model
-    length = new_length_of(m.modality, m.new_length)
-    train = phase == "train"
-    if d.dataset == "clips":
-        if not train and exp.test.val_list != "clips":
-            raise config_mod.ConfigError("with data.dataset=clips set test.val_list=clips")
-        clips = SyntheticClips(
-            d.synthetic_size, m.num_segments, length, d.synthetic_shape, m.num_classes,
-            exp.seed, d.synthetic_delay_s,
-        )
-        if not train:
-            clips.set_epoch(1_000_000)  # noise never drawn in training
-        return clips, None
-    from tsn.data.dataset import TSNDataset, default_scale_ratios, worker_init_fn
-    from tsn.data.video_list import read_file_list
-
-    list_file = d.train_list if train else exp.test.val_list
-    if not list_file:
-        raise config_mod.ConfigError(f"data.train_list is empty: give the {d.dataset} list file")
-    records = read_file_list(list_file, root=d.root or None, num_classes=m.num_classes)
-    dataset = TSNDataset(
-        records, m.modality, num_segments=m.num_segments, new_length=length, train=train,
-        scale_ratios=default_scale_ratios(m.modality, d.scales), seed=exp.seed,
-        num_classes=m.num_classes,
-    )
-    return dataset, worker_init_fn
 
 
 def _validate(exp, model, val, device, it: int, run: RunFolder, is_main: bool) -> None:

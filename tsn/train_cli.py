@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from tsn.config import ConfigError, load_experiment
     from tsn.engine.checkpoint import CheckpointError
     from tsn.engine.distributed import DistributedError
-    from tsn.engine.train import NonFiniteLossError, ResumeError, train
+    from tsn.train import NonFiniteLossError, ResumeError, train
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,8 +1,8 @@
-"""A tiny TSN-shaped model and an in-memory clip dataset for smoke runs, tests and benchmarks.
+"""An in-memory clip dataset for smoke runs, tests and benchmarks (`data.dataset=clips`).
 
-They exercise the whole training engine (segments, consensus, partial BN, dropout, Caffe
-multipliers, checkpoints, several processes) in seconds on a CPU, with no video data.
-Selected by `model.arch=tiny` and `data.dataset=clips`.
+With the tiny backbone (`model.arch=tiny`, tsn/models/tiny.py) it exercises the whole training
+engine (segments, consensus, partial BN, dropout, Caffe multipliers, checkpoints, several
+processes) in seconds on a CPU, with no video data.
 """
 
 from __future__ import annotations
@@ -10,51 +10,7 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
-
-from prototxt_port.caffe_layers import CaffeBatchNorm, CaffeDropout
-
-
-class TinyTSN(nn.Module):
-    """conv-BN-ReLU x2 -> global pool -> dropout -> fc per snippet, then average consensus.
-
-    The first BN learns with batch statistics and the second is frozen: the release's partial BN
-    pattern (docs/caffe_release.md#partial-bn) at toy scale. Input (N, K*L*C, H, W), output (N,
-    num_classes).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        num_segments: int,
-        num_classes: int,
-        dropout: float = 0.0,
-        width: int = 8,
-        partial_bn: str = "release",
-    ) -> None:
-        super().__init__()
-        self.num_segments = num_segments
-        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1)
-        self.bn1 = CaffeBatchNorm(width)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.bn2 = CaffeBatchNorm(width)
-        if partial_bn != "none":  # release: stats and affine frozen; paper: stats only
-            self.bn2.set_frozen(True, freeze_affine=None if partial_bn == "release" else False)
-        with torch.no_grad():  # a frozen BN uses its running stats: start them at identity
-            self.bn1.running_var.fill_(1.0)
-            self.bn2.running_var.fill_(1.0)
-        self.drop = CaffeDropout(dropout)
-        self.fc = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        x = x.reshape(n * self.num_segments, -1, *x.shape[2:])  # N*K x L*C x H x W
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        x = self.drop(x.mean(dim=(2, 3)))  # N*K x width
-        x = self.fc(x)  # N*K x num_classes
-        return x.reshape(n, self.num_segments, -1).mean(dim=1)  # consensus: average, N x classes
 
 
 class SyntheticClips(Dataset):

@@ -18,12 +18,13 @@ from torch import nn
 from tsn.modality import get_modality
 from tsn.models.bn_inception import BNInception
 from tsn.models.clarifai import ClarifaiNet, clarifai_zf
-from tsn.models.consensus import CONSENSUS_NAMES
+from tsn.models.consensus import CONSENSUS
 from tsn.models.googlenet import GoogLeNet
 from tsn.models.partial_bn import apply_partial_bn
+from tsn.models.tiny import TinyNet
 from tsn.models.tsn import TSN
 from tsn.models.vgg import VGG16
-from tsn.models.weights_init import initialise
+from tsn.models.weights_init import InitRecord, initialise
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "bn_inception": BNInception,  # the release's backbone (default)
@@ -31,6 +32,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "vgg16": VGG16,  # Table 4
     "clarifai": ClarifaiNet,  # Table 4 / two-stream baseline (two-stream widths)
     "clarifai_zf": clarifai_zf,  # ClarifaiNet with ZFNet widths (384, 384, 256)
+    "tiny": TinyNet,  # 2-conv CPU net for smoke runs, the demo profile and tests (not the paper)
 }
 
 
@@ -63,14 +65,24 @@ def build_tsn(
             same but raises unless that conversion happened; without weights both fall back
             to "scratch" (Caffe fillers) and say so in the record.
         partial_bn: "release" (default), "paper", "none" or "all" (tsn.models.partial_bn).
+
+    A backbone with `torch_init = True` (the tiny CPU net) keeps PyTorch's default initialisers,
+    drawn from the current torch seed, whatever `init` asks: the record says "random".
     """
     spec = get_modality(modality)
-    if consensus not in CONSENSUS_NAMES:
-        raise ValueError(f"unknown consensus {consensus!r}: choose one of {CONSENSUS_NAMES}")
+    if consensus not in CONSENSUS:
+        raise ValueError(f"unknown consensus {consensus!r}: choose one of {tuple(CONSENSUS)}")
     length = spec.new_length if new_length is None else new_length
     ratio = spec.dropout if dropout is None else dropout
     net = build_backbone(backbone, length * spec.channels_per_frame, num_classes, ratio)
-    record = initialise(net, init, init_weights)
+    if getattr(net, "torch_init", False):
+        if init_weights is not None:
+            raise ValueError(f"backbone {backbone!r} takes no initial weights (PyTorch's default "
+                             "initialisers, seeded); drop init_weights")
+        record = InitRecord("random", init, None, False,
+                            "PyTorch default initialisers from the torch seed (no Caffe fillers)")
+    else:
+        record = initialise(net, init, init_weights)
     model = TSN(net, num_segments, length, spec.channels_per_frame, consensus)
     frozen = apply_partial_bn(model, partial_bn)
     model.init_record = {

@@ -18,29 +18,34 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CONSENSUS_NAMES = ("avg", "max", "weighted")
+
+class SegmentConsensus(nn.Module):
+    """Base of the consensus functions: (N, K, C) segment scores -> (N, C) video scores."""
+
+    def __init__(self, num_segments: int = 3) -> None:
+        super().__init__()
+        self.num_segments = num_segments
 
 
-class AvgConsensus(nn.Module):
+class AvgConsensus(SegmentConsensus):
     """Mean of the segment scores: (N, K, C) -> (N, C)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=1)
 
 
-class MaxConsensus(nn.Module):
+class MaxConsensus(SegmentConsensus):
     """Per-class maximum over segments: (N, K, C) -> (N, C)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.amax(dim=1)
 
 
-class WeightedConsensus(nn.Module):
+class WeightedConsensus(SegmentConsensus):
     """Learned weighted sum over segments, weights initialised to 1/K: (N, K, C) -> (N, C)."""
 
-    def __init__(self, num_segments: int) -> None:
-        super().__init__()
-        self.num_segments = num_segments
+    def __init__(self, num_segments: int = 3) -> None:
+        super().__init__(num_segments)
         self.weight = nn.Parameter(torch.full((num_segments,), 1.0 / num_segments))
 
     def caffe_multipliers(self) -> dict[str, tuple[float, float]]:
@@ -60,12 +65,18 @@ class WeightedConsensus(nn.Module):
         return f"num_segments={self.num_segments}"
 
 
+# name -> class taking num_segments: `model.consensus` values. A new consensus is a class here and
+# one entry below (a parameter-free one needs nothing else; docs/architecture.md).
+CONSENSUS: dict[str, type[SegmentConsensus]] = {
+    "avg": AvgConsensus,
+    "max": MaxConsensus,
+    "weighted": WeightedConsensus,
+}
+CONSENSUS_NAMES = tuple(CONSENSUS)
+
+
 def build_consensus(name: str, num_segments: int) -> nn.Module:
-    """The consensus module called `name` ("avg", "max" or "weighted") for K = num_segments."""
-    if name == "avg":
-        return AvgConsensus()
-    if name == "max":
-        return MaxConsensus()
-    if name == "weighted":
-        return WeightedConsensus(num_segments)
-    raise ValueError(f"unknown consensus {name!r}: choose one of {', '.join(CONSENSUS_NAMES)}")
+    """The consensus module called `name` (a CONSENSUS key) for K = num_segments."""
+    if name not in CONSENSUS:
+        raise ValueError(f"unknown consensus {name!r}: choose one of {', '.join(CONSENSUS)}")
+    return CONSENSUS[name](num_segments)

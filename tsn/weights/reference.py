@@ -17,11 +17,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from prototxt_port.convert import load_weights
+from tsn.build import build_test_dataset, reference_model, select_device
+from tsn.data.video_list import read_file_list
 from tsn.engine.precision import set_float32_mode
-from tsn.errors import WeightsError
-from tsn.weights.fetch import converted_path, download_path
+from tsn.evaluate import evaluate, partial_path
+from tsn.fusion import fuse
+from tsn.metrics import mean_class_accuracy, video_top1
+from tsn.report import git_commit, run_record, write_csv, write_markdown
+from tsn.scores import Protocol, ScoreFileError, load_scores, save_scores
+from tsn.weights.fetch import convert, converted_path, download_path
 from tsn.weights.manifest import Manifest, WeightEntry
 
 log = logging.getLogger(__name__)
@@ -49,33 +54,8 @@ def test_list(entry: WeightEntry, data_root: Path) -> Path:
     return data_root / ds / "lists" / f"{ds}_{entry.modality}_val_split_{entry.split}.txt"
 
 
-def build_model(weights: dict, modality: str, device: torch.device):
-    """A TSN (1 segment; testing scores snippets) holding converted bn_inception weights."""
-    from tsn.modality import get_modality
-    from tsn.models.bn_inception import BNInception
-    from tsn.models.tsn import TSN
-
-    if weights["layout"] != "bn_inception" or "fc.weight" not in weights["state_dict"]:
-        raise WeightsError("reference weights must be a BN-Inception with its fc-action")
-    state = weights["state_dict"]
-    spec = get_modality(modality)
-    backbone = BNInception(int(state["conv1.conv.weight"].shape[1]),
-                           int(state["fc.weight"].shape[0]), spec.dropout)
-    backbone.load_state_dict(state, strict=True)
-    model = TSN(backbone, 1, spec.new_length, spec.channels_per_frame)
-    return model.to(device).eval()
-
-
 def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
     """One reference model -> a result row (measured numbers or the reason it did not run)."""
-    from prototxt_port.convert import load_weights
-    from tsn.data.video_list import read_file_list
-    from tsn.evaluate import build_test_dataset, evaluate, partial_path
-    from tsn.metrics import mean_class_accuracy, video_top1
-    from tsn.report import git_commit
-    from tsn.scores import Protocol, ScoreFileError, load_scores, save_scores
-    from tsn.weights.fetch import convert
-
     row = {"name": entry.name, "dataset": entry.dataset, "split": entry.split,
            "modality": entry.modality, "expected_mca": entry.expected_mca,
            "expected_source": entry.expected_source,
@@ -110,9 +90,9 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
         if vs is not None:
             log.info("%s: reusing %s", entry.name, score_file)
     if vs is None:
-        device = torch.device(opts.device)
+        device = select_device(opts.device)
         set_float32_mode("fp32")  # the release's float32 (PyTorch defaults to TF32 convs)
-        model = build_model(weights, entry.modality, device)
+        model = reference_model(weights, entry.modality, device)
         records = read_file_list(listing, num_classes=entry.num_classes)
         dataset = build_test_dataset(records, entry.modality, protocol, None)
         ids = [Path(r.path).name for r in records]
@@ -134,10 +114,6 @@ def _measured(vs, expected, mca, top1) -> dict:
 
 def fuse_rows(manifest: Manifest, opts: EvalOptions) -> list[dict]:
     """Rows for the manifest's fusion pairs whose member score files exist."""
-    from tsn.fusion import fuse
-    from tsn.metrics import mean_class_accuracy, video_top1
-    from tsn.scores import load_scores
-
     rows = []
     for fusion in manifest.fusions:
         files = [opts.out_dir / "reference_scores" / f"{m}.npz" for m in fusion.members]
@@ -157,8 +133,6 @@ def fuse_rows(manifest: Manifest, opts: EvalOptions) -> list[dict]:
 def evaluate_reference(manifest: Manifest, opts: EvalOptions,
                        names: tuple[str, ...] = ()) -> list[dict]:
     """Evaluate the reference models (all, or `names`), fuse, write the csv + md tables."""
-    from tsn.report import run_record, write_csv, write_markdown
-
     entries = [manifest.get(n) for n in names] if names else [
         e for e in manifest.models if e.kind == "reference"]
     rows = []
