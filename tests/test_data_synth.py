@@ -67,10 +67,9 @@ def test_synth_extract_lists_dataset_end_to_end(tmp_path):
                  "--frames", "10"]) == 0
     assert main(["extract", "--src", str(root / "UCF-101"), "--out", str(root / "frames"),
                  "--flow", "dis_fast", "--workers", "2"]) == 0
-    assert main(["lists", "--dataset", "synth", "--splits-dir", str(root / "ucfTrainTestlist"),
-                 "--frames", str(root / "frames"), "--out", str(root / "lists"),
-                 "--split", "1"]) == 0
-    recs = read_file_list(root / "lists" / "ucf101_flow_train_split_1.txt", num_classes=8)
+    # the data layout gives every folder: <root>/synth/{ucfTrainTestlist,frames,lists}
+    assert main(["lists", "--dataset", "synth", "--root", str(tmp_path), "--split", "1"]) == 0
+    recs = read_file_list(root / "lists" / "synth_flow_train_split_1.txt", num_classes=8)
     assert len(recs) == 8 and all(r.num_frames == 9 for r in recs)
     assert sorted(r.label for r in recs) == list(range(8))
     x, label = TSNDataset(recs, "flow", num_segments=1)[0]

@@ -29,6 +29,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from tsn.data.layout import layout
 from tsn.engine import schedule
 from tsn.engine.optim import CLIP_MODES
 from tsn.engine.precision import PRECISIONS
@@ -82,6 +83,10 @@ class DataCfg:
     dataset: str = "ucf101"
     split: int = 1  # official split 1-3
     train_list: str = ""  # file list "path num_frames label" (docs/caffe_release.md#file-lists)
+    # data root of the layout <root>/<dataset>/lists/ (tsn.data.layout): an empty train_list
+    # becomes that split's `<dataset>_<modality>_train_split_<k>.txt`, test.val_list "layout"
+    # its val list; "" = give the lists yourself
+    layout_root: str = ""
     root: str = ""  # frame folder root prepended to list paths
     num_workers: int = 2  # DataLoader worker processes
     # scale jittering: "release" train_val scale_ratios | "paper"
@@ -124,7 +129,9 @@ class SolverCfg:
 class TestCfg:
     """Validation during training: Caffe's TEST phase (tsn.engine.validate); `tsn test` is apart."""
 
-    val_list: str = ""  # validation list file; "" = none; "clips" with data.dataset=clips
+    # validation list file; "" = none; "clips" with data.dataset=clips; "layout" = the split's val
+    # list in the data layout (data.layout_root)
+    val_list: str = ""
     interval: int = 500  # Caffe test_interval (500; UCF101 flow 1000)
     initialization: bool = True  # Caffe test_initialization: validate before iteration 0
     batch_size: int = 8  # videos per validation forward (K segment-centre snippets each)
@@ -322,15 +329,26 @@ def build_experiment(values: dict[str, object], source: str = "config") -> Exper
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from None
         solver_fields = {**base, **solver_fields}
-    exp = Experiment(
-        model=model,
-        data=data,
-        solver=SolverCfg(**solver_fields),
-        test=TestCfg(**sections["test"]),
-        **top,
-    )
+    data, test = resolve_layout(model, data, TestCfg(**sections["test"]), source)
+    exp = Experiment(model=model, data=data, solver=SolverCfg(**solver_fields), test=test, **top)
     exp.validate()
     return exp
+
+
+def resolve_layout(model: ModelCfg, data: DataCfg, test: TestCfg,
+                   source: str = "config") -> tuple[DataCfg, TestCfg]:
+    """Point an empty data.train_list and test.val_list="layout" at the lists of the data layout
+    under data.layout_root (tsn.data.layout), for the model's modality and data.split."""
+    if test.val_list == "layout" and not data.layout_root:
+        raise ConfigError(f"{source}: test.val_list=layout needs data.layout_root (e.g. data)")
+    if not data.layout_root:
+        return data, test
+    where = layout(data.dataset, data.layout_root)
+    if not data.train_list:
+        data = replace(data, train_list=str(where.list_path(model.modality, "train", data.split)))
+    if test.val_list == "layout":
+        test = replace(test, val_list=str(where.list_path(model.modality, "val", data.split)))
+    return data, test
 
 
 def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> Experiment:

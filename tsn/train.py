@@ -121,6 +121,7 @@ def _check_resumable(saved: dict, exp: Experiment, world: int, path: Path) -> No
     was["name"] = now["name"]
     # checkpoints from before solver.clip_mode existed trained with Caffe's literal rule
     was.setdefault("solver.clip_mode", config_mod.LEGACY_CLIP_MODE)
+    was.setdefault("data.layout_root", "")  # added later; resolved into the list paths anyway
     diff = sorted(k for k in now.keys() | was.keys() if now.get(k) != was.get(k))
     if diff:
         hint = (f" (add solver.clip_mode={was['solver.clip_mode']} to continue with the rule "

@@ -1,32 +1,40 @@
 """Build the TSN file lists of a dataset from its official split files and extracted frames.
 
-Writes, per split k, `<ds>_{rgb,flow}_{train,val}_split_<k>.txt` ("val" = the official test half),
-as [TSN] scripts/build_file_list.sh does (docs/caffe_release.md#file-lists), but in split-file order
-(the release shuffles unseeded; the training loader shuffles anyway).
+Writes, per split k, `<dataset>_<modality>_{train,val}_split_<k>.txt` ("val" = the official test
+half; names from tsn.data.layout), as [TSN] scripts/build_file_list.sh does
+(docs/caffe_release.md#file-lists), but in split-file order (the release shuffles unseeded; the
+training loader shuffles anyway).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+from tsn.data.layout import list_name, split_format
 from tsn.data.splits import read_split
 from tsn.data.video_list import build_records, write_file_list
 
-LIST_MODALITIES = ("rgb", "flow")
+LIST_MODALITIES = ("rgb", "flow")  # the release's lists
 
 
-def build_lists(dataset: str, split_dir: str | os.PathLike, frame_root: str | os.PathLike,
+def build_lists(dataset: str, split_dir: str | os.PathLike,
+                frame_root: str | os.PathLike | Mapping[str, str | os.PathLike],
                 out_dir: str | os.PathLike, splits=(1, 2, 3), modalities=LIST_MODALITIES,
                 class_order: str = "caffe") -> list[Path]:
-    """Write the file lists; a split video without frames raises one DataError naming it."""
-    name = "ucf101" if dataset == "synth" else dataset
+    """Write the file lists; a split video without frames raises one DataError naming it.
+
+    `dataset` names the lists and, through tsn.data.layout.split_format, the split format;
+    `frame_root` is one folder for every modality or {modality: folder} (warped flow has its own).
+    """
     written = []
     for k in splits:
-        split = read_split(dataset, split_dir, k, class_order)
+        split = read_split(split_format(dataset), split_dir, k, class_order)
         for mod in modalities:
+            root = frame_root[mod] if isinstance(frame_root, Mapping) else frame_root
             for half, entries in (("train", split.train), ("val", split.test)):
-                recs = build_records(frame_root, entries, mod)
-                path = Path(out_dir) / f"{name}_{mod}_{half}_split_{k}.txt"
-                written.append(write_file_list(recs, path))
+                recs = build_records(root, entries, mod)
+                written.append(write_file_list(recs, Path(out_dir) / list_name(dataset, mod,
+                                                                              half, k)))
     return written

@@ -1,31 +1,46 @@
-"""`tsn lists`: TSN file lists (`path num_frames label`) from split files + extracted frames."""
+"""`tsn lists`: TSN file lists (`path num_frames label`) from split files + extracted frames.
+
+By default every folder comes from the data layout (tsn.data.layout): the splits, each
+modality's frames and the lists folder of `<root>/<dataset>/`; `--splits-dir`, `--frames` and
+`--out` override them.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from tsn.data.errors import DataError
-from tsn.data.lists import build_lists
+from tsn.data.layout import DEFAULT_ROOT, layout
+from tsn.data.lists import LIST_MODALITIES, build_lists
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tsn lists`."""
-    parser.add_argument("--dataset", required=True, choices=("ucf101", "hmdb51", "synth"))
-    parser.add_argument("--splits-dir", required=True,
-                        help="ucfTrainTestlist/ or testTrainMulti_7030_splits/")
-    parser.add_argument("--frames", required=True, help="frame root written by `tsn extract`")
-    parser.add_argument("--out", required=True, help="folder for the list files")
+    parser.add_argument("--dataset", required=True, choices=("ucf101", "hmdb51", "synth"),
+                        help="names the lists and the folder <root>/<dataset>/")
+    parser.add_argument("--root", default=DEFAULT_ROOT,
+                        help="data root of the layout <root>/<dataset>/{splits,frames,lists}")
+    parser.add_argument("--splits-dir", default=None,
+                        help="default: <root>/<dataset>/splits (or ucfTrainTestlist/, "
+                        "testTrainMulti_7030_splits/)")
+    parser.add_argument("--frames", default=None, help="frame root written by `tsn extract` "
+                        "(default: <root>/<dataset>/frames, warp_frames for warped_flow)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the list files (default: <root>/<dataset>/lists)")
     parser.add_argument("--split", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--modality", nargs="+", default=["rgb", "flow"])
+    parser.add_argument("--modality", nargs="+", default=list(LIST_MODALITIES))
     parser.add_argument("--hmdb-class-order", default="caffe", choices=("caffe", "mmaction"))
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the lists; a bad split file or missing video is one error message, status 1."""
+    where = layout(args.dataset, args.root)
     try:
-        paths = build_lists(args.dataset, args.splits_dir, args.frames, args.out,
-                            args.split, args.modality, args.hmdb_class_order)
-    except DataError as err:
+        frames = args.frames or {m: where.frames(m) for m in args.modality}
+        paths = build_lists(args.dataset, args.splits_dir or where.splits, frames,
+                            args.out or where.lists, args.split, args.modality,
+                            args.hmdb_class_order)
+    except (DataError, ValueError) as err:
         print(f"error: {err}")
         return 1
     for p in paths:

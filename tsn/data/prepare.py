@@ -10,8 +10,10 @@ RAR3/4 format of these 2012-2013 archives (docs/datasets_and_ports.md#unpacking-
 HMDB51's archive holds one RAR per class, unpacked in a second pass. A finished step leaves a
 `.done` marker and is skipped.
 
-Result: ucf101: <root>/UCF-101/<Class>/*.avi and <root>/ucfTrainTestlist/;
-hmdb51: <root>/videos/<class>/*.avi and <root>/testTrainMulti_7030_splits/.
+Result, in the data layout (tsn.data.layout, which accepts the archives' folder names):
+ucf101: <root>/UCF-101/<Class>/*.avi (the videos) and <root>/ucfTrainTestlist/ (the splits);
+hmdb51: <root>/videos/<class>/*.avi and <root>/testTrainMulti_7030_splits/. <root> defaults to
+data/<dataset>; the next steps (`tsn extract`, `tsn lists`) are printed at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tsn.data.layout import DatasetLayout, layout
 from tsn.download import DownloadError, download
 
 log = logging.getLogger(__name__)
@@ -113,16 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry (`make data-ucf101`, `make data-hmdb51`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=("ucf101", "hmdb51"))
-    parser.add_argument("--root", default=None, help="default data/<dataset>")
+    parser.add_argument("--root", default=None,
+                        help="the dataset folder (default: data/<dataset>, tsn.data.layout)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    root = Path(args.root or f"data/{args.dataset}")
+    root = Path(args.root) if args.root else layout(args.dataset).base
     try:
         (prepare_ucf101 if args.dataset == "ucf101" else prepare_hmdb51)(root)
     except PrepareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.dataset} ready under {root}")
+    where = DatasetLayout(root.parent, root.name)
+    print(f"{args.dataset} ready under {root}. Next: frames and TV-L1 flow, then the lists:\n"
+          f"  tsn extract --src {where.videos} --out {where.frames('flow')} --flow tvl1\n"
+          f"  tsn lists --dataset {args.dataset} --root {where.root}")
     return 0
 
 

@@ -36,6 +36,7 @@ HMDB51_CAFFE_CLASSES = (
     "stand", "swing_baseball", "sword_exercise", "sword", "talk", "throw", "turn", "walk", "wave",
 )
 SPLITS = (1, 2, 3)
+NUM_CLASSES = {"ucf101": 101, "hmdb51": 51}  # classInd.txt / class_list.txt lengths
 
 
 @dataclass(frozen=True)

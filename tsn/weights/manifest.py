@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsn.data.splits import NUM_CLASSES
 from tsn.errors import WeightsError
 from tsn.modality import MODALITIES
 
@@ -48,7 +49,7 @@ class WeightEntry:
     @property
     def num_classes(self) -> int | None:
         """Classes of fc-action (None for ImageNet inits, whose classifier is not kept)."""
-        return {"ucf101": 101, "hmdb51": 51}.get(self.dataset)
+        return NUM_CLASSES.get(self.dataset)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prototxt_port.convert import load_weights
 from tsn.build import build_test_dataset, reference_model, select_device
+from tsn.data.layout import layout
 from tsn.data.video_list import read_file_list
 from tsn.engine.precision import set_float32_mode
 from tsn.evaluate import evaluate, partial_path
@@ -49,9 +50,8 @@ class EvalOptions:
 
 
 def test_list(entry: WeightEntry, data_root: Path) -> Path:
-    """The test file list of `entry` in the reproduction's data layout (reproduce/data.py)."""
-    ds = entry.dataset
-    return data_root / ds / "lists" / f"{ds}_{entry.modality}_val_split_{entry.split}.txt"
+    """The test file list of `entry` in the data layout (tsn.data.layout)."""
+    return layout(entry.dataset, data_root).list_path(entry.modality, "val", entry.split)
 
 
 def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
@@ -71,8 +71,8 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
         ds = entry.dataset
         return {**row, "status": (
             f"no test list {listing}: `make data-{ds}` (videos + splits), `tsn extract` "
-            f"(frames + TV-L1 flow), then `tsn lists --dataset {ds} --frames ... --out "
-            f"{listing.parent}` (docs/weights.md)")}
+            f"(frames + TV-L1 flow), then `tsn lists --dataset {ds} --root {opts.data_root}` "
+            "(docs/weights.md, tsn.data.layout)")}
     weights = load_weights(pt)
     sha = weights["meta"].get("sha256", "")
     protocol = Protocol(modality=entry.modality, num_frames=opts.num_frames,
