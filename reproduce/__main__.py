@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reproduce import compare as cmp
 from reproduce import data as data_mod
-from reproduce.base import Context, Row
+from reproduce.base import Context, run_row
 from reproduce.paper import PAPER_CSV, load_paper
 from reproduce.profiles import PROFILES, get_profile
 from tsn import report
@@ -67,12 +67,8 @@ def select_rows(module, rows_arg: str, data: str) -> list[str]:
 
 
 def paper_row_names(module) -> dict[str, str]:
-    """Module row key -> paper row name (fusion/table5 entries wrap a Row in a tuple)."""
-    out = {}
-    for key, entry in module.ROWS.items():
-        row = entry if isinstance(entry, Row) else next(e for e in entry if isinstance(e, Row))
-        out[key] = row.name
-    return out
+    """Module row key -> paper row name (the fusion module keys the tables' rows its own way)."""
+    return {key: row.name for key, row in module.ROWS.items()}
 
 
 def merge_previous(measured: list[dict], previous_csv: Path, order: list[str]) -> list[dict]:
@@ -120,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             from reproduce.synthetic import ensure_synthetic
 
             ensure_synthetic(Path(args.data_root) / "synthetic", profile)
-        measured = [m for n in names for m in module.run(module.ROWS[n], ctx)]
+        measured = [m for n in names for m in run_row(module.ROWS[n], ctx)]
     except (data_mod.DataMissing, ValueError, RuntimeError) as err:
         print(f"python -m reproduce {args.target}: {err}", file=sys.stderr)
         return 2
@@ -142,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = sorted(present - {paper_name[n] for n in names})
     if kept:
         notes.append(f"Rows kept from the previous report (not rerun now): {', '.join(kept)}.")
-    notes += [f"{n}: {module.ROWS[n].note}" for n in names
-              if getattr(module.ROWS[n], "note", "")]
+    notes += [f"{n}: {module.ROWS[n].note}" for n in names if module.ROWS[n].note]
     record = report.run_record({"target": args.target, "rows": names, "data": args.data,
                                 "profile": profile.name}, seed=0)
     paths = cmp.write_table_report(name, rows, out, record=record, notes=notes)

@@ -1,10 +1,13 @@
 """What a table row is, and how one is run: train what is missing, test, fuse, compare.
 
-A row is a set of *cells* (one per paper column); a cell is one stream (spatial / temporal /
-single) or a weighted fusion of streams; a stream is a named delta (`key=value` overrides of
-tsn.config) from its table's base config. Runs are keyed by a hash of their resolved overrides,
-so a run shared by several tables (e.g. Table 1's last row = Table 4's BN-Inception row) is
-trained and tested once and then reused.
+A row is a set of *cells* (one per paper column) under its paper table and the table's base
+config; a cell is one stream (spatial / temporal / single) or a weighted fusion of streams; a
+stream is a named delta (`key=value` overrides of tsn.config) from the base. Every table module
+has the same shape: `ROWS = {name: Row}`. A stream's overrides resolve into a tsn.config
+Experiment, trained with tsn.train.train and tested with tsn.evaluate.test_run in this process
+(a subprocess only under a launcher such as mpirun). Runs are keyed by a hash of their resolved
+overrides, so a run shared by several tables (e.g. Table 1's last row = Table 4's BN-Inception
+row) is trained and tested once and then reused.
 """
 
 from __future__ import annotations
@@ -15,31 +18,29 @@ import logging
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reproduce import data as data_mod
 from reproduce.profiles import Profile
 from tsn import report
-from tsn.config import LEGACY_CLIP_MODE
+from tsn.config import LEGACY_CLIP_MODE, Experiment, build_experiment, parse_overrides
+from tsn.engine.checkpoint import list_checkpoints
+from tsn.evaluate import test_run
 from tsn.fusion import default_weights, fuse
 from tsn.metrics import mean_class_accuracy, video_top1
 from tsn.scores import load_scores, save_scores
+from tsn.train import train
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Stream:
-    """One network to train and test: a data modality and its config delta."""
+    """One network to train and test: a modality (tsn/modality.py) and its config delta."""
 
-    modality: str  # rgb | flow | rgb_diff | warped_flow (warped flow trains as model flow)
+    modality: str  # rgb | flow | rgb_diff | warped_flow
     delta: tuple[str, ...] = ()  # key=value overrides from the table's base config
-
-    @property
-    def model_modality(self) -> str:
-        """tsn.config modality: warped flow is fed exactly like flow (paper section 3.1)."""
-        return "flow" if self.modality == "warped_flow" else self.modality
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,19 @@ class Cell:
 
 @dataclass(frozen=True)
 class Row:
-    """One paper row (its name is the `row` of results/paper.csv)."""
+    """One paper row (its name is the `row` of results/paper.csv) and how its runs are made."""
 
     name: str
     cells: tuple[Cell, ...]
     note: str = ""  # which reading of the paper this row's delta encodes
     splits: tuple[int, ...] = (1,)  # Table 6 averages splits 1-3
+    table: int = 0  # the paper table whose numbers the row reproduces
+    base: tuple[str, ...] = ()  # the table's base config (key=value), before the stream deltas
+
+
+def rows(table: int, base: tuple[str, ...], *members: Row) -> dict[str, Row]:
+    """`ROWS` of a table module: its rows, keyed by name, tagged with the table and base."""
+    return {r.name: replace(r, table=table, base=base) for r in members}
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
     family = "synth" if ctx.data == "synthetic" else ctx.data
     # the clip rule is in every run's overrides, so its hash: runs trained before clip_mode
     # existed (Caffe's literal iter_size rule) are never reused as release runs
-    ordered = ["solver.clip_mode=release", *base, f"model.modality={stream.model_modality}",
+    ordered = ["solver.clip_mode=release", *base, f"model.modality={stream.modality}",
                *stream.delta, *ctx.profile.overrides(),
                f"data.dataset={family}",
                f"data.train_list={lists.train.resolve()}", f"data.split={split}",
@@ -119,9 +127,15 @@ def run_key(overrides: list[str]) -> str:
     return hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:10]
 
 
-def _finished(run_dir: Path) -> bool:
-    from tsn.engine.checkpoint import list_checkpoints
+def stream_experiment(stream: Stream, base: tuple[str, ...], ctx: Context,
+                      split: int) -> tuple[Experiment, list[str]]:
+    """The tsn.config Experiment of one stream, and the overrides it was resolved from."""
+    overrides = stream_overrides(stream, base, ctx, split)
+    exp = build_experiment(parse_overrides(overrides), source=f"{stream.modality} stream")
+    return exp, overrides
 
+
+def _finished(run_dir: Path) -> bool:
     cfg = run_dir / "config.json"
     if not cfg.is_file():
         return False
@@ -130,11 +144,28 @@ def _finished(run_dir: Path) -> bool:
     return bool(done) and done[-1][0] >= max_iter
 
 
+def _train(exp: Experiment, overrides: list[str], run_dir: Path, resume: bool,
+           ctx: Context) -> None:
+    """Train in this process, or under `ctx.launcher` (e.g. "mpirun -np 4", one process per
+    GPU, train_tsn.sh) as `tsn train` with the same overrides."""
+    if not ctx.launcher:  # one process; iter_size keeps the effective batch of the solver
+        try:
+            train(exp, resume=resume, run_dir=run_dir)
+        except OSError as err:  # disk full, read-only run folder: the last checkpoint is intact
+            raise RuntimeError(f"training failed: cannot write {run_dir}: {err}") from err
+        return
+    request = run_dir / "request.json"
+    report.atomic_write_bytes(run_dir / "empty.json", b"{}")
+    args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
+            str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [*shlex.split(ctx.launcher), sys.executable, "-m", "tsn.cli", *args]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise RuntimeError(f"training failed: {' '.join(cmd)} (see {run_dir}/train.log)")
+
+
 def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: int) -> Path:
     """Train the stream if its run is missing or unfinished, test it if no score file yet."""
-    from tsn.cli import main as tsn
-
-    overrides = stream_overrides(stream, base, ctx, split)
+    exp, overrides = stream_experiment(stream, base, ctx, split)
     run_dir = ctx.runs_root / ctx.data / ctx.profile.name / (
         f"{stream.modality}-s{split}-{run_key(overrides)}")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,16 +175,7 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
         log.info("reusing trained run %s", run_dir)
     else:
         resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-        args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
-                str(run_dir)] + (["--resume"] if resume else [])
-        report.atomic_write_bytes(run_dir / "empty.json", b"{}")
-        if ctx.launcher:  # e.g. "mpirun -np 4": several GPUs, one process each (train_tsn.sh)
-            cmd = [*shlex.split(ctx.launcher), sys.executable, "-m", "tsn.cli", *args]
-            rc = subprocess.run(cmd, check=False).returncode
-        else:  # one process; iter_size keeps the effective batch of the solver
-            rc = tsn(args)
-        if rc != 0:
-            raise RuntimeError(f"training failed: tsn {' '.join(args)} (see {run_dir}/train.log)")
+        _train(exp, overrides, run_dir, resume, ctx)
     prof = ctx.profile
     scores = run_dir / f"scores_{prof.test_frames}x{prof.test_crops}.npz"
     if scores.is_file():
@@ -161,13 +183,13 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
         return scores
     lists = data_mod.lists(ctx.data, split, stream.modality, ctx.data_root)
     trained = json.loads((run_dir / "config.json").read_text())
-    args = ["test", str(run_dir), "--list", str(lists.test), "--frames", str(prof.test_frames),
-            "--crops", str(prof.test_crops), "--out", str(scores), "--dataset", ctx.data,
-            "--split", str(split), "--batch", str(prof.test_batch),
-            "--workers", str(prof.test_workers),
-            "--precision", trained.get("precision", "fp32")]  # tested as it was trained
-    if tsn(args) != 0:
-        raise RuntimeError(f"testing failed: tsn {' '.join(args)}")
+    vs, _, _ = test_run(run_dir, lists.test, scores, frames=prof.test_frames,
+                        crops=prof.test_crops, dataset=ctx.data, split=split,
+                        batch=prof.test_batch, workers=prof.test_workers,
+                        precision=trained.get("precision", "fp32"))  # tested as it was trained
+    log.info("%s: mean class accuracy %.2f%% (%d videos, %s)", run_dir.name,
+             100 * mean_class_accuracy(vs.scores, vs.labels), len(vs.video_ids),
+             vs.protocol.label)
     return scores
 
 
@@ -186,8 +208,10 @@ def _protocol_fields(run_dir: Path) -> dict:
             "clip_mode": s.get("clip_mode", LEGACY_CLIP_MODE)}
 
 
-def run_row(table: int, row: Row, base: tuple[str, ...], ctx: Context) -> list[dict]:
-    """Measured result dicts (one per cell; splits averaged) of a row; see compare.compare."""
+def run_row(row: Row, ctx: Context) -> list[dict]:
+    """Train/test/fuse what the row needs: measured result dicts (one per cell; splits
+    averaged), under the row's paper table; see compare.compare."""
+    table, base = row.table, row.base
     splits = row.splits if ctx.data != "synthetic" else (1,)  # the synthetic set has one split
     out = []
     for cell in row.cells:

@@ -7,7 +7,7 @@ the temporal net, then partial BN with the extra dropout (paper section 3.2, Tab
 
 from __future__ import annotations
 
-from reproduce.base import Context, Row, run_row, two_stream
+from reproduce.base import Row, rows, two_stream
 
 TABLE = 1
 BASE = ("model.num_segments=1", "model.consensus=avg")
@@ -17,7 +17,8 @@ _NO_PBN = ("model.partial_bn=none", "model.dropout=0")
 _SCRATCH = ("model.init=scratch", *_NO_PBN)
 _PRE = ("model.init=imagenet", *_NO_PBN)
 
-ROWS: dict[str, Row] = {r.name: r for r in (
+ROWS: dict[str, Row] = rows(
+    TABLE, BASE,
     two_stream("Baseline (Two-Stream ConvNets)", ("model.arch=clarifai", *_PRE),
                ("model.arch=clarifai", *_SCRATCH),
                note="ClarifaiNet two-stream (the paper quotes Simonyan & Zisserman's numbers)"),
@@ -26,9 +27,4 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     two_stream("+ Cross modality pre-training", _PRE, ("model.init=cross_modality", *_NO_PBN)),
     two_stream("+ Partial BN with dropout", ("model.init=imagenet",),
                ("model.init=cross_modality",)),
-)}
-
-
-def run(row: Row, ctx: Context) -> list[dict]:
-    """Train/test/fuse what the row needs; measured result rows."""
-    return run_row(TABLE, row, BASE, ctx)
+)

@@ -8,7 +8,7 @@ RGB 1 : RGB diff 1 : flow 1.5 : warped 0.5 for all four are our choices, named i
 
 from __future__ import annotations
 
-from reproduce.base import Cell, Context, Row, Stream, run_row
+from reproduce.base import Cell, Row, Stream, rows
 
 TABLE = 2
 BASE = ("model.num_segments=3", "model.consensus=avg", "model.init=imagenet")
@@ -16,7 +16,8 @@ RGB, DIFF = Stream("rgb"), Stream("rgb_diff")
 FLOW, WARP = Stream("flow", ("model.init=cross_modality",)), \
     Stream("warped_flow", ("model.init=cross_modality",))
 
-ROWS: dict[str, Row] = {r.name: r for r in (
+ROWS: dict[str, Row] = rows(
+    TABLE, BASE,
     Row("RGB Image", (Cell("single", (RGB,)),)),
     Row("RGB Difference", (Cell("single", (DIFF,)),)),
     Row("RGB Image + RGB Difference", (Cell("fused", (RGB, DIFF), (1.0, 1.0)),)),
@@ -25,12 +26,7 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("Optical Flow + Warped Flow", (Cell("fused", (FLOW, WARP), (1.0, 1.0)),)),
     Row("Optical Flow + Warped Flow + RGB", (Cell("fused", (RGB, FLOW, WARP), (1.0, 1.0, 0.5)),)),
     Row("All Modalities", (Cell("fused", (RGB, DIFF, FLOW, WARP), (1.0, 1.0, 1.5, 0.5)),)),
-)}
+)
 # Rows runnable without warped flow (the synthetic set and `make demo` have no warped flow)
 NO_WARP = ("RGB Image", "RGB Difference", "RGB Image + RGB Difference", "Optical Flow")
-
-
-def run(row: Row, ctx: Context) -> list[dict]:
-    """Train/test/fuse what the row needs; measured result rows."""
-    return run_row(TABLE, row, BASE, ctx)
 SYNTHETIC_ROWS = NO_WARP

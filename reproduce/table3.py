@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from reproduce.base import Context, Row, run_row, two_stream
+from reproduce.base import Row, rows, two_stream
 
 TABLE = 3
 BASE = ("model.num_segments=3", "model.init=imagenet")
 _FLOW_INIT = ("model.init=cross_modality",)
 
-ROWS: dict[str, Row] = {r.name: r for r in (
+ROWS: dict[str, Row] = rows(
+    TABLE, BASE,
     two_stream("Max", ("model.consensus=max",), ("model.consensus=max", *_FLOW_INIT)),
     two_stream("Average", ("model.consensus=avg",), ("model.consensus=avg", *_FLOW_INIT)),
     two_stream("Weighted Average", ("model.consensus=weighted",),
                ("model.consensus=weighted", *_FLOW_INIT)),
-)}
-
-
-def run(row: Row, ctx: Context) -> list[dict]:
-    """Train/test/fuse what the row needs; measured result rows."""
-    return run_row(TABLE, row, BASE, ctx)
+)

@@ -6,7 +6,7 @@ on their backbone; the Clarifai row quotes the two-stream baseline in the paper.
 
 from __future__ import annotations
 
-from reproduce.base import Context, Row, run_row, two_stream
+from reproduce.base import Row, rows, two_stream
 
 TABLE = 4
 BASE = ("model.consensus=avg", "model.init=imagenet")
@@ -18,15 +18,10 @@ def _row(name: str, arch: str, k: tuple[str, ...]) -> tuple[str, tuple, tuple]:
     return name, (f"model.arch={arch}", *k), (f"model.arch={arch}", *k, *_X)
 
 
-ROWS = {n: two_stream(n, r, f) for n, r, f in (
+ROWS: dict[str, Row] = rows(TABLE, BASE, *(two_stream(n, r, f) for n, r, f in (
     _row("Clarifai", "clarifai", _K1),
     _row("GoogLeNet", "googlenet", _K1),
     _row("VGGNet-16", "vgg16", _K1),
     _row("BN-Inception", "bn_inception", _K1),
     _row("BN-Inception+TSN", "bn_inception", _K3),
-)}
-
-
-def run(row: Row, ctx: Context) -> list[dict]:
-    """Train/test/fuse what the row needs; measured result rows."""
-    return run_row(TABLE, row, BASE, ctx)
+)))

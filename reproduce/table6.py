@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reproduce.base import Cell, Context, Row, Stream, run_row
+from reproduce.base import Cell, Row, Stream, rows
 
 TABLE = 6
 BASE = ("model.num_segments=3", "model.consensus=avg", "model.init=imagenet")
@@ -10,15 +10,10 @@ _X = ("model.init=cross_modality",)
 RGB, FLOW, WARP = Stream("rgb"), Stream("flow", _X), Stream("warped_flow", _X)
 _ALL = {"splits": (1, 2, 3)}  # DATA= picks ucf101 or hmdb51
 
-ROWS: dict[str, Row] = {
-    "TSN (2 modalities)": Row("TSN (2 modalities)", (Cell("fused", (RGB, FLOW), (1.0, 1.5)),),
-                              **_ALL),
-    "TSN (3 modalities)": Row("TSN (3 modalities)",
-                              (Cell("fused", (RGB, FLOW, WARP), (1.0, 1.0, 0.5)),), **_ALL),
-}
+ROWS: dict[str, Row] = rows(
+    TABLE, BASE,
+    Row("TSN (2 modalities)", (Cell("fused", (RGB, FLOW), (1.0, 1.5)),), **_ALL),
+    Row("TSN (3 modalities)", (Cell("fused", (RGB, FLOW, WARP), (1.0, 1.0, 0.5)),), **_ALL),
+)
 
-
-def run(row: Row, ctx: Context) -> list[dict]:
-    """Train/test/fuse every split and dataset the row needs; measured result rows."""
-    return run_row(TABLE, row, BASE, ctx)
 SYNTHETIC_ROWS = ("TSN (2 modalities)",)  # the synthetic set has no warped flow by default

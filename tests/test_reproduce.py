@@ -12,7 +12,7 @@ import pytest
 from reproduce import __main__ as cli
 from reproduce import data as data_mod
 from reproduce import fusion, table1, table2, table3, table4, table5, table6
-from reproduce.base import Context, Stream, run_key, stream_overrides
+from reproduce.base import Context, Row, Stream, run_key, stream_overrides
 from reproduce.paper import load_paper
 from reproduce.profiles import get_profile
 
@@ -48,17 +48,17 @@ def make_frame_dataset(base, profile, num_frames=8, videos_per_class=3):
 
 def test_every_row_matches_a_paper_row():
     paper = {(r["table"], r["row"], r["column"]) for r in load_paper()}
-    for module in (table1, table2, table3, table4, table6):
+    modules = (table1, table2, table3, table4, table5, table6)
+    for module in (*modules, fusion):  # one ROWS shape: {name: Row}, each under its table
         for row in module.ROWS.values():
+            assert isinstance(row, Row) and row.base and row.table in range(1, 7)
             for cell in row.cells:
-                assert (module.TABLE, row.name, cell.column) in paper, (row.name, cell.column)
-    for name, (row, _base) in table5.ROWS.items():
-        assert row.name == name and (5, name, "two_stream") in paper
-    for table, row, _base in fusion.ROWS.values():
-        assert all((table, row.name, c.column) in paper for c in row.cells)
+                assert (row.table, row.name, cell.column) in paper, (row.name, cell.column)
+    assert all(row.table == m.TABLE and key == row.name for m in modules
+               for key, row in m.ROWS.items())
+    assert table5.ROWS["Temporal Segment Networks"].base == table4.BASE  # its runs are reused
     # every paper row of tables 1-6 is covered by a module
-    covered = {(m.TABLE, n) for m in (table1, table2, table3, table4, table6) for n in m.ROWS}
-    covered |= {(5, n) for n in table5.ROWS}
+    covered = {(m.TABLE, n) for m in modules for n in m.ROWS}
     assert {(t, r) for t, r, _ in paper} == covered
 
 

@@ -247,7 +247,8 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
              precision: str = "fp32", save_every_s: float = 60.0, restart: bool = False,
              progress: bool = True) -> tuple[VideoScores, Path, object]:
     """`tsn test` as a function: test the run folder's newest (or given) checkpoint over
-    `list_file`; the score file is written to `out` (default run_dir/scores.npz).
+    `list_file`; the score file is written to `out` (default run_dir/scores.npz), its
+    confusion matrix beside it (`<out stem>.confusion.png`).
 
     Returns (scores, score file, the run's Experiment). An interrupted test resumes from
     `<out>.partial.npz` unless `restart`.
@@ -275,6 +276,9 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
                   precision=precision)
     save_scores(out, vs)
     partial.unlink(missing_ok=True)  # the final file holds everything now
+    cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
+    write_confusion_png(out.with_suffix(".confusion.png"), cm,
+                        f"{exp.model.modality} {protocol.label}")
     return vs, out, exp
 
 
@@ -292,9 +296,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
-    cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
-    png = write_confusion_png(out.with_suffix(".confusion.png"), cm,
-                              f"{exp.model.modality} {vs.protocol.label}")
+    png = out.with_suffix(".confusion.png")
     print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}%  "
           f"video top-1 {100 * video_top1(vs.scores, vs.labels):.2f}%  "
           f"({len(vs.video_ids)} videos, {vs.protocol.label}); scores {out}, confusion {png}")
