@@ -19,8 +19,9 @@ from reproduce import data as data_mod
 from reproduce.base import Context, run_row
 from reproduce.paper import PAPER_CSV, load_paper
 from reproduce.profiles import PROFILES, get_profile
+from reproduce.synthetic import ensure_synthetic
 from tsn import report
-from tsn.engine.precision import PRECISIONS
+from tsn.engine.choices import PRECISIONS
 
 log = logging.getLogger("reproduce")
 TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fusion")
@@ -113,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
                       tuple(extra), args.launcher)
         names = select_rows(module, args.rows, args.data)
         if args.data == "synthetic":
-            from reproduce.synthetic import ensure_synthetic
-
             ensure_synthetic(Path(args.data_root) / "synthetic", profile)
         measured = [m for n in names for m in run_row(module.ROWS[n], ctx)]
     except (data_mod.DataMissing, ValueError, RuntimeError) as err:

@@ -15,8 +15,8 @@ from tsn.download import DownloadError, download
 from tsn.weights import WeightsError
 from tsn.weights.checksums import ChecksumLock
 from tsn.weights.cli import add_arguments, run
-from tsn.weights.fetch import download_path, fetch
-from tsn.weights.manifest import WeightEntry, load_manifest
+from tsn.weights.fetch import fetch
+from tsn.weights.manifest import WeightEntry, download_path, load_manifest
 
 BODY = os.urandom(300_000)
 

@@ -1,8 +1,10 @@
 """The `tsn` command: one sub-command per job, each implemented in its own module.
 
 Each entry of COMMANDS names a module that defines `add_arguments(parser)` and
-`run(args) -> int`. Modules are imported only when their sub-command runs, so
-`tsn --help` stays fast and one broken area cannot break the others.
+`run(args) -> int`. Only the module of the sub-command being run (or asked for --help) is
+imported: `tsn --help` imports none, `tsn lists --help` only tsn.data.lists_cli, and a command
+module keeps its heavy imports (torch, OpenCV) for its `run`. So help is instant and one broken
+area cannot break the others (tests/test_architecture.py checks that no help imports torch or cv2).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "fuse": ("tsn.fusion", "weighted fusion of score files (raw logits; default RGB:flow 1:1.5)"),
-    "test": ("tsn.evaluate", "test a trained run: 25x10 protocol, score file, mean class accuracy"),
+    "test": ("tsn.evaluate_cli", "test a trained run: 25x10 protocol, score file, mean class "
+             "accuracy"),
     "train": ("tsn.train_cli", "train (or --resume) a TSN experiment from a config file"),
     "weights": ("tsn.weights.cli", "released weights: list, fetch, import, eval-reference"),
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
@@ -23,14 +26,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every registered sub-command."""
+def chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line: the first argument that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the sub-command named in `argv` gets its arguments (and its
+    module imported). Without `argv` every sub-command's module is imported (tests, docs)."""
     parser = argparse.ArgumentParser(prog="tsn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    wanted = chosen_command(argv) if argv is not None else None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is not None and name != wanted:
+            continue  # listed in `tsn --help`, not imported
+        module = importlib.import_module(module_name)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run,
                          _trailing=getattr(module, "TRAILING_POSITIONALS", None))
@@ -45,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     like `tsn train CONFIG data.split=2 --resume` (plain argparse stops the list at the first
     option and rejects the rest).
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     dest = getattr(args, "_trailing", None)
     stray = [a for a in extra if a.startswith("-")] if dest else extra

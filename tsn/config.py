@@ -31,8 +31,7 @@ from pathlib import Path
 
 from tsn.data.layout import layout
 from tsn.engine import schedule
-from tsn.engine.optim import CLIP_MODES
-from tsn.engine.precision import PRECISIONS
+from tsn.engine.choices import CLIP_MODES, PRECISIONS
 from tsn.modality import MODALITIES
 
 try:  # Python >= 3.11; on 3.10 config files must be JSON

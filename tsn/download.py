@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -80,8 +82,6 @@ def _fetch_once(url: str, part: Path, progress: bool) -> None:
             start = 0
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        from tqdm import tqdm
-
         with open(part, "ab" if start else "wb") as f, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, disable=not progress,
             desc=part.name.removesuffix(".part"),

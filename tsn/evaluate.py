@@ -1,4 +1,5 @@
-"""`tsn test`: run a trained TSN over the 25 x 10 test protocol and write a score file.
+"""Testing: run a trained TSN over the 25 x 10 test protocol and write a score file (`tsn test`,
+whose arguments are tsn/evaluate_cli.py).
 
 Protocol ([TSN] tools/eval_net.py, docs/caffe_release.md#testing): per video 25 snippets at the
 eval_net ticks, 10 crops each (4 corners + centre of 340x256, then mirrored), one forward per
@@ -13,12 +14,10 @@ every minute and on an error), and a rerun of the same test skips them (`--resta
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +31,8 @@ from tsn.build import build_test_dataset, load_trained, select_device
 from tsn.config import to_dict
 from tsn.data.video_list import read_file_list
 from tsn.engine.optim import clip_mode_note
-from tsn.engine.precision import PRECISIONS, autocast, precision_note, set_float32_mode
-from tsn.metrics import confusion_matrix, mean_class_accuracy, video_top1
+from tsn.engine.precision import autocast, precision_note, set_float32_mode
+from tsn.metrics import confusion_matrix
 from tsn.report import git_commit, run_record, write_confusion_png
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
@@ -209,36 +208,6 @@ def _deviation_note(exp, precision: str) -> str:
     return "; ".join(n for n in notes if n)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `tsn test`."""
-    parser.add_argument("run_dir", help="run folder written by `tsn train`")
-    parser.add_argument("--list", required=True, help="test file list (path num_frames label)")
-    parser.add_argument("--root", default=None, help="frame root prepended to list paths")
-    parser.add_argument("--checkpoint", default=None, help="default: newest in run_dir")
-    parser.add_argument("--out", default=None, help="score file (default run_dir/scores.npz)")
-    parser.add_argument("--frames", type=int, default=25, help="snippets per video (25)")
-    parser.add_argument("--crops", type=int, choices=(1, 10), default=10)
-    parser.add_argument("--crop-agg", choices=("mean", "max"), default="mean")
-    parser.add_argument("--sampling", choices=("eval_net", "segment_centre"), default="eval_net",
-                        help="eval_net: 25 ticks (release); segment_centre: K segment centres")
-    parser.add_argument("--batch", type=int, default=50, help="snippet views per forward")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--keep-full", action="store_true",
-                        help="also save the (frames, crops, C) logits of every video")
-    parser.add_argument("--dataset", default="", help="dataset name recorded in the file")
-    parser.add_argument("--split", type=int, default=0, help="split recorded in the file")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32: IEEE float32 as the release (default); tf32 / bf16: faster "
-                        "deviations, recorded in the score file")
-    parser.add_argument("--save-every-s", type=float, default=60.0,
-                        help="seconds between saves of the finished videos to <out>.partial.npz "
-                        "(the resume point; default 60)")
-    parser.add_argument("--restart", action="store_true",
-                        help="ignore the scores of an interrupted run (<out>.partial.npz) "
-                        "instead of resuming from them")
-
-
 def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None = None, *,
              root: str | None = None, checkpoint_path: str | Path | None = None,
              frames: int = 25, crops: int = 10, crop_agg: str = "mean",
@@ -280,24 +249,3 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
     write_confusion_png(out.with_suffix(".confusion.png"), cm,
                         f"{exp.model.modality} {protocol.label}")
     return vs, out, exp
-
-
-def run(args: argparse.Namespace) -> int:
-    """Test a trained run; print mean class accuracy and top-1; write scores + confusion PNG."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        vs, out, exp = test_run(
-            args.run_dir, args.list, args.out, root=args.root, checkpoint_path=args.checkpoint,
-            frames=args.frames, crops=args.crops, crop_agg=args.crop_agg, sampling=args.sampling,
-            batch=args.batch, workers=args.workers, device=args.device,
-            keep_full=args.keep_full, dataset=args.dataset, split=args.split,
-            precision=args.precision, save_every_s=args.save_every_s, restart=args.restart)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"tsn test: error: {err}", file=sys.stderr)
-        return 2
-    png = out.with_suffix(".confusion.png")
-    print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}%  "
-          f"video top-1 {100 * video_top1(vs.scores, vs.labels):.2f}%  "
-          f"({len(vs.video_ids)} videos, {vs.protocol.label}); scores {out}, confusion {png}")
-    return 0

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tsn.scores import Protocol, ScoreFileError, VideoScores
+from tsn.metrics import mean_class_accuracy, video_top1
+from tsn.scores import Protocol, ScoreFileError, VideoScores, load_scores, save_scores
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fuse the files, print mean class accuracy and top-1 of each input and of the fusion."""
-    from tsn.metrics import mean_class_accuracy, video_top1
-    from tsn.scores import load_scores, save_scores
-
     try:
         runs = [load_scores(p) for p in args.score_files]
         fused = fuse(runs, args.weights, names=args.score_files)

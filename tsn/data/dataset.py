@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Sequence
 
 import cv2
@@ -284,6 +285,4 @@ def worker_init_fn(worker_id: int) -> None:
     single_thread_opencv()
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
-    import random
-
     random.seed(seed)

@@ -6,8 +6,6 @@ import argparse
 
 from tqdm import tqdm
 
-from tsn.data.synth import CLASSES, SynthConfig, generate
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tsn synth`."""
@@ -21,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the dataset; prints where it is."""
+    from tsn.data.synth import CLASSES, SynthConfig, generate  # OpenCV: only when it runs
+
     cfg = SynthConfig(args.out, args.seed, args.train_per_class, args.test_per_class,
                       args.frames, args.codec)
     total = len(CLASSES) * (cfg.train_per_class + cfg.test_per_class)

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tsn.engine.choices import CLIP_MODES
 from tsn.modality import get_modality
 
-# solver.clip_mode values: "release" (default) clips the gradient averaged over ranks AND
-# iter_size, as the release's 4 GPUs x iter_size 1 did; "caffe_iter_size" is solver.cpp's
-# literal rule (clip the iter_size SUM). Same result at iter_size 1.
-CLIP_MODES = ("release", "caffe_iter_size")
+# solver.clip_mode values (tsn.engine.choices): "release" (default) clips the gradient averaged
+# over ranks AND iter_size, as the release's 4 GPUs x iter_size 1 did; "caffe_iter_size" is
+# solver.cpp's literal rule (clip the iter_size SUM). Same result at iter_size 1.
 # what StepInfo.grad_norm (metrics.csv grad_norm) is the norm of, by clip mode
 NORM_OF = {"release": "mean", "caffe_iter_size": "sum"}
 

@@ -19,7 +19,7 @@ import contextlib
 
 import torch
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+from tsn.engine.choices import PRECISIONS
 
 
 def check_precision(precision: str) -> None:

@@ -8,7 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
+from prototxt_port.errors import CaffeFormatError
 from tsn.errors import WeightsError
+from tsn.weights.checksums import ChecksumLock
+from tsn.weights.manifest import DEFAULT_DIR, converted_path, download_path, load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,6 @@ def _names(manifest, requested: list[str]) -> list:
 
 
 def _list(manifest, args) -> int:
-    from tsn.weights.checksums import ChecksumLock
-    from tsn.weights.fetch import DEFAULT_DIR, converted_path, download_path
-
     lock, folder = ChecksumLock(args.lock), Path(args.dir or DEFAULT_DIR)
     print(f"{'name':48s} {'kind':9s} {'fmt':15s} {'expected':>8s}  state")
     for e in manifest.models:
@@ -90,8 +90,7 @@ def _list(manifest, args) -> int:
 
 
 def _fetch(manifest, args) -> int:
-    from tsn.weights.checksums import ChecksumLock
-    from tsn.weights.fetch import DEFAULT_DIR, fetch
+    from tsn.weights.fetch import fetch  # downloads, protobuf and torch: only when it runs
 
     lock, failed = ChecksumLock(args.lock), []
     with _log_to(Path(args.dir or DEFAULT_DIR) / "downloads" / "fetch.log"):
@@ -111,15 +110,10 @@ def _fetch(manifest, args) -> int:
 
 
 def _eval(manifest, args) -> int:
-    import torch
+    from tsn.weights.reference import EvalOptions, evaluate_reference  # torch: when it runs
 
-    from tsn.weights.fetch import DEFAULT_DIR
-    from tsn.weights.reference import EvalOptions, evaluate_reference
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else args.device
     opts = EvalOptions(Path(args.dir or DEFAULT_DIR), Path(args.data_root), Path(args.out_dir),
-                       args.frames, args.crops, args.batch, device)
+                       args.frames, args.crops, args.batch, args.device)
     with _log_to(opts.out_dir / "reference_scores" / "eval_reference.log"):
         rows = evaluate_reference(manifest, opts, tuple(args.names))
     for row in rows:
@@ -132,9 +126,7 @@ def _eval(manifest, args) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch `tsn weights ACTION`; every known failure is one error line, exit status 2."""
-    from prototxt_port.errors import CaffeFormatError
-    from tsn.weights.importers import import_cadene, import_tsn_pytorch
-    from tsn.weights.manifest import load_manifest
+    from tsn.weights.importers import import_cadene, import_tsn_pytorch  # torch: when it runs
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tsn.weights.bn_inception_layout  # noqa: F401 - registers the "bn_inception" layout
+from prototxt_port.convert import convert_caffemodel, load_weights, sha256_of
+from prototxt_port.errors import CaffeFormatError
+from tsn import download as dl
 from tsn.errors import WeightsError
 from tsn.weights.checksums import ChecksumLock
-from tsn.weights.manifest import DEFAULT_MANIFEST, WeightEntry
+from tsn.weights.importers import import_cadene, import_tsn_pytorch
+from tsn.weights.manifest import DEFAULT_DIR, WeightEntry, converted_path, download_path
 
 log = logging.getLogger(__name__)
-DEFAULT_DIR = DEFAULT_MANIFEST.parent
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,6 @@ class FetchResult:
     recorded: bool  # True when this call wrote the checksum record
 
 
-def download_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
-    """Where the downloaded file of `entry` lives."""
-    return Path(weights_dir) / "downloads" / entry.file
-
-
-def converted_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
-    """Where the converted .pt of `entry` lives."""
-    return Path(weights_dir) / f"{entry.name}.pt"
-
-
 def _reject(path: Path, message: str) -> WeightsError:
     """Move a refused file aside (so the next fetch downloads afresh) and build the error."""
     rejected = path.with_name(path.name + ".rejected")
@@ -52,8 +45,6 @@ def _reject(path: Path, message: str) -> WeightsError:
 
 def verify(entry: WeightEntry, path: Path, lock: ChecksumLock, accept_new: bool) -> str:
     """SHA-256 of `path`, checked against the manifest's hash prefix and the lock."""
-    from prototxt_port.convert import sha256_of
-
     digest = sha256_of(path)
     if entry.sha256_prefix and not digest.startswith(entry.sha256_prefix):
         raise _reject(path, f"{path}: SHA-256 {digest} does not start with {entry.sha256_prefix}"
@@ -70,8 +61,6 @@ def verify(entry: WeightEntry, path: Path, lock: ChecksumLock, accept_new: bool)
 def download_file(entry: WeightEntry, dest: Path, expected: str | None, progress: bool,
                   urls: tuple[str, ...] | None = None) -> str:
     """Download `entry` to `dest` trying its URLs in order; returns the URL that served it."""
-    from tsn import download as dl
-
     try:
         result = dl.download(list(urls or entry.urls), dest, expected_sha256=expected,
                              progress=progress)
@@ -88,10 +77,6 @@ def download_file(entry: WeightEntry, dest: Path, expected: str | None, progress
 
 def convert(entry: WeightEntry, source: Path, out: Path) -> Path:
     """Downloaded file -> tsn-weights/1 .pt, every blob / key checked against the Caffe layout."""
-    from prototxt_port.convert import convert_caffemodel
-    from prototxt_port.errors import CaffeFormatError
-    from tsn.weights.importers import import_cadene, import_tsn_pytorch
-
     try:
         if entry.format == "caffemodel":
             convert_caffemodel(entry.prototxt, source, out, allow_missing=entry.allow_missing)
@@ -106,9 +91,6 @@ def convert(entry: WeightEntry, source: Path, out: Path) -> Path:
 
 def _up_to_date(out: Path, digest: str) -> bool:
     """True when `out` is a .pt converted from the file with SHA-256 `digest`."""
-    from prototxt_port.convert import load_weights
-    from prototxt_port.errors import CaffeFormatError
-
     if not out.is_file():
         return False
     try:

@@ -22,6 +22,7 @@ else:  # pragma: no cover - python 3.10 (pyproject: tomli for < 3.11)
     import tomli as tomllib
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "weights" / "manifest.toml"
+DEFAULT_DIR = DEFAULT_MANIFEST.parent  # weights/: downloads/<file> and converted <name>.pt
 KINDS = ("init", "reference")
 FORMATS = ("caffemodel", "cadene_pth", "tsn_pytorch_pth")
 
@@ -80,6 +81,16 @@ class Manifest:
                 return entry
         known = ", ".join(e.name for e in self.models)
         raise WeightsError(f"{self.path}: no weight called {name!r}; known: {known}")
+
+
+def download_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
+    """Where the downloaded file of `entry` lives: `<weights dir>/downloads/<file>`."""
+    return Path(weights_dir) / "downloads" / entry.file
+
+
+def converted_path(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR) -> Path:
+    """Where the converted .pt of `entry` lives: `<weights dir>/<name>.pt`."""
+    return Path(weights_dir) / f"{entry.name}.pt"
 
 
 def _entry(raw: dict, index: int, path: Path, preprocessing: dict) -> WeightEntry:
