@@ -1,4 +1,4 @@
-"""prototxt_port against the real Caffe fork (../shared/caffe_golden, see its README)."""
+"""prototxt_port against the real Caffe fork: its saved outputs (caffe_golden, see its README)."""
 
 from __future__ import annotations
 

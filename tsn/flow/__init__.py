@@ -1,4 +1,5 @@
-"""Frame and optical-flow extraction the way dense_flow made it for TSN (spec 6).
+"""Frame and optical-flow extraction the way dense_flow made it for TSN
+(docs/caffe_release.md#dense-flow).
 
 `encode` (bound-20 flow <-> 0..255 images), `tvl1` (OpenCV 2.4's Dual TV-L1 in PyTorch,
 batched), `compute` (OpenCV 5's TV-L1 and DIS), `warp` (camera-motion compensated "warped"

@@ -1,6 +1,6 @@
 """The torch TV-L1 path's pieces: decode a video into chunks of pairs, flow a batch, write it.
 
-dense_flow (spec 6.2, [DF] src/dense_flow_gpu.cpp) flows one pair at a time; here the pairs
+dense_flow ([DF] src/dense_flow_gpu.cpp) flows one pair at a time; here the pairs
 (prev = frame k-1, next = frame k) of one or several videos are stacked and sent to
 `tsn.flow.tvl1.tvl1_flow` together, which keeps each pair's result independent of its batch.
 Decoding, resizing and JPEG writing are exactly those of the OpenCV path (tsn/flow/extract.py:
@@ -77,9 +77,10 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 
 
 def prepared_frames(video: str | os.PathLike, spec: FrameSpec):
-    """Yield (BGR frame as written to img_, grey frame for flow), dense_flow's way (spec 6.2).
+    """Yield (BGR frame as written to img_, grey frame for flow), dense_flow's way.
 
-    Resized to width x height with INTER_LINEAR unless warped flow (native size, spec 6.3) or
+    Resized to width x height with INTER_LINEAR unless warped flow (native size:
+    dense_warp_flow_gpu.cpp has no resize) or
     a 0 size; grey by BGR2GRAY.
     """
     for frame in read_frames(video):
@@ -148,9 +149,9 @@ def torch_flow_fn(semantics: str = "gpu24", device: str = "cpu", params=None) ->
 def chunk_flows(chunks: list[Chunk], flow_fn: FlowFn, spec: FrameSpec) -> list[np.ndarray]:
     """The flows to write for each chunk, computed in one batch over all their pairs.
 
-    All chunks must have frames of one size. Warped flow (spec 6.3) runs two batches: the
-    flow prev -> next, then, after each pair's homography and warp on the CPU, the flow
-    prev -> warped next.
+    All chunks must have frames of one size. Warped flow (dense_warp_flow_gpu.cpp) runs two batches:
+    the flow prev -> next, then, after each pair's homography and warp on the CPU, the flow prev ->
+    warped next.
     """
     prevs = np.concatenate([c.frames[:-1] for c in chunks])
     nexts = np.concatenate([c.frames[1:] for c in chunks])
@@ -168,7 +169,7 @@ def chunk_flows(chunks: list[Chunk], flow_fn: FlowFn, spec: FrameSpec) -> list[n
 
 
 def write_flows(tmp: Path, k0: int, flows: np.ndarray, bound: float = BOUND) -> None:
-    """flow_x_/flow_y_ JPEGs of pairs k0, k0 + 1, ... (bound-20 encoding, spec 6.2)."""
+    """flow_x_/flow_y_ JPEGs of pairs k0, k0 + 1, ... (bound-20 encoding, common.cpp)."""
     for i, flow in enumerate(flows):
         write_jpeg(tmp / f"flow_x_{k0 + i:05d}.jpg", encode_flow(flow[..., 0], bound))
         write_jpeg(tmp / f"flow_y_{k0 + i:05d}.jpg", encode_flow(flow[..., 1], bound))

@@ -4,7 +4,8 @@ This is the `--tvl1-backend opencv` path. The default TV-L1 is tsn/flow/tvl1.py 
 Dual TV-L1 re-implemented in PyTorch, what dense_flow ran); this module keeps OpenCV 5's
 `cv2.optflow.DualTVL1OpticalFlow` by name, and DIS as the explicitly named fast option.
 
-dense_flow ran OpenCV 2.4's `gpu::OpticalFlowDual_TVL1_GPU` at library defaults (spec 6.2):
+dense_flow ran OpenCV 2.4's `gpu::OpticalFlowDual_TVL1_GPU` at library defaults
+(dense_flow_gpu.cpp):
 tau 0.25, lambda 0.15, theta 0.3, nscales 5, warps 5, epsilon 0.01, iterations 300. OpenCV 3+
 (`cv2.optflow.DualTVL1OpticalFlow`, CPU) is a different algorithm in the details: a resize
 pyramid, the 2.4 `iterations` loop split into `outerIterations x innerIterations` with an
@@ -31,7 +32,7 @@ METHODS = ("tvl1", "dis", "dis_fast")
 
 @dataclass(frozen=True)
 class OpenCVTVL1Params:
-    """Settings of OpenCV 3+'s DualTVL1OpticalFlow at dense_flow's 2.4 values (spec 6.2).
+    """Settings of OpenCV 3+'s DualTVL1OpticalFlow at dense_flow's 2.4 values (dense_flow_gpu.cpp).
 
     Not the 2.4 parameter set (that is tsn.flow.tvl1.TVL1Params): the iteration split, scale
     step and median filter exist only in OpenCV 3+'s API.

@@ -1,4 +1,4 @@
-"""dense_flow's flow-to-image mapping (spec 6.2 `convertFlowToImage`, bound B = 20)."""
+"""dense_flow's flow-to-image mapping (common.cpp `convertFlowToImage`, bound B = 20)."""
 
 from __future__ import annotations
 

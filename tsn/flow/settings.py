@@ -57,7 +57,7 @@ def flow_settings(cfg) -> dict:
         "flow": cfg.flow, **algo,
         "warp": cfg.warp,
         "warp_options": dataclasses.asdict(cfg.warp_options) if cfg.warp else None,
-        # warped flow is at native size whatever --width/--height say (spec 6.3)
+        # warped flow is at native size whatever --width/--height say (dense_warp_flow_gpu.cpp)
         "width": 0 if cfg.warp else cfg.width, "height": 0 if cfg.warp else cfg.height,
         "resize": "cv2.INTER_LINEAR", "gray": "cv2.COLOR_BGR2GRAY",
         "bound": float(cfg.bound), "jpeg_quality": JPEG_QUALITY, "level": cfg.level,
