@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from tsn.atomic import atomic_open
 from tsn.engine.precision import set_float32_mode
+from tsn.modality import MODALITIES
 from tsn.models import BACKBONES, build_tsn
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ FIELDS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m bench.models`."""
     parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated names")
-    parser.add_argument("--modality", default="rgb", help="rgb | flow | rgb_diff | warped_flow")
+    parser.add_argument("--modality", default="rgb", choices=tuple(MODALITIES),
+                        help="a tsn/modality.py name")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
     parser.add_argument("--eval-batch", type=int, default=2, help="snippets per eval forward")
     parser.add_argument("--train-videos", type=int, default=1, help="videos per training step")
