@@ -6,7 +6,15 @@ fill a batch):
 * `opencv5`: `cv2.optflow.DualTVL1OpticalFlow` at the settings `tsn extract --tvl1-backend
   opencv` uses (tsn/flow/compute.py), one pair per call, on the CPU;
 * `torch <semantics> b<B>`: `tsn.flow.tvl1.tvl1_flow` on B pairs per call (B = 1, 8, 32; on
-  CUDA also 128), on --device, for each --semantics (gpu24 on the CPU; gpu24 and cpu24 on CUDA).
+  CUDA also 128), on --device, for each --semantics (gpu24 on the CPU; gpu24 and cpu24 on CUDA);
+  `... compiled`: the same with the inner iteration through torch.compile (`tsn extract`'s
+  default), compiled during the untimed warm-up.
+
+Threads: by default one for every side (`--threads 1`): pairs/s per core, which is how
+`tsn extract` runs on the CPU (one one-thread process per core) and what the cost table
+multiplies. With more threads the torch sides run with OMP_WAIT_POLICY=PASSIVE (set here before
+torch loads, unless the environment sets it): spinning OpenMP threads waste most of the CPU at
+every one of the iteration's small operations as soon as another job shares the cores.
 
 A block holds the same pairs for every side (default 8: each golden pair once, since TV-L1's
 cost depends on the motion; 64 on CUDA), as calls of the side's batch (at least one call).
@@ -36,7 +44,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -55,11 +63,12 @@ class BenchConfig:
     device: str = "cpu"
     batches: tuple[int, ...] = (1, 8, 32)
     semantics: tuple[str, ...] = ("gpu24",)
+    compiled: tuple[bool, ...] = (False, True)  # torch sides eager and/or torch.compile'd
     rounds: int = 3
     block_pairs: int = 8  # pairs per block (at least one call of the side's batch)
     budget_s: float = 300.0  # no new round starts after this many seconds
     size: tuple[int, int] | None = None  # (width, height) to resize the pairs to; None = as stored
-    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    threads: int = 1  # torch and OpenCV threads; 1 = per-core numbers
     quick: bool = False
 
 
@@ -71,6 +80,7 @@ class Side:
     kind: str  # "opencv" | "torch"
     batch: int = 1
     semantics: str | None = None
+    compiled: bool = False
 
 
 def golden_dir() -> Path:
@@ -105,7 +115,9 @@ def sides(cfg: BenchConfig) -> list[Side]:
     """OpenCV first, then the torch path per semantics and batch."""
     out = [Side(OPENCV_SIDE, "opencv")]
     for sem in cfg.semantics:
-        out += [Side(f"torch {sem} b{b}", "torch", b, sem) for b in cfg.batches]
+        for comp in cfg.compiled:
+            out += [Side(f"torch {sem} b{b}" + (" compiled" if comp else ""), "torch", b, sem,
+                         comp) for b in cfg.batches]
     return out
 
 
@@ -147,13 +159,15 @@ def run_block(side: Side, pairs: list[dict], cfg: BenchConfig, opencv_flow) -> t
     else:
         for c in range(_block_calls(side, cfg)):
             idx, prevs, nexts = _stack(pairs, c * side.batch, side.batch)
-            out = tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device)
+            out = tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device,
+                            compile=side.compiled)
             flows += list(zip(idx, out, strict=True))  # numpy result: the device has finished
             done += side.batch
     seconds = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
     record = {"side": side.name, "kind": side.kind, "batch": side.batch,
-              "semantics": side.semantics, "pairs": done, "seconds": round(seconds, 4),
+              "semantics": side.semantics, "compiled": side.compiled, "pairs": done,
+              "seconds": round(seconds, 4),
               "pairs_per_s": done / seconds, "process_cpu_s": round(cpu_s, 3),
               "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -178,7 +192,8 @@ def summarise(blocks: list[dict], all_sides: list[Side], epe: dict) -> list[dict
         if not rates:
             continue
         row = {"side": side.name, "kind": side.kind, "batch": side.batch,
-               "semantics": side.semantics or "", "blocks": len(rates),
+               "semantics": side.semantics or "", "compiled": side.compiled,
+               "blocks": len(rates),
                "pairs_per_s": float(np.median(rates)), "min_pairs_per_s": min(rates),
                "max_pairs_per_s": max(rates), "s_per_pair": 1.0 / float(np.median(rates)),
                # CPU seconds of this process (all its threads) per pair: core-seconds per pair
@@ -212,10 +227,11 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
     pairs = load_pairs(folder, cfg.size)
     opencv_flow = make_flow("tvl1")
     all_sides = sides(cfg)
-    for side in all_sides:  # warm-up, untimed: allocators, CUDA context and kernels
-        if side.kind == "torch" and (side.batch == 1 or _cuda(cfg.device)):
+    for side in all_sides:  # warm-up, untimed: allocators, CUDA context, kernels, compiling
+        if side.kind == "torch" and (side.batch == 1 or side.compiled or _cuda(cfg.device)):
             _i, prevs, nexts = _stack(pairs, 0, side.batch)
-            tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device)
+            tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device,
+                      compile=side.compiled)
     blocks, epe, started = [], {}, time.perf_counter()
     for r in range(cfg.rounds):
         if r and time.perf_counter() - started > cfg.budget_s:
@@ -239,6 +255,7 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
     record = run_record(config)
     record["versions"]["opencv"] = cv2.__version__
     threads = {"torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                "affinity": sorted(os.sched_getaffinity(0)), "cpu_count": os.cpu_count()}
     if _cuda(cfg.device):
         threads["cuda_device"] = torch.cuda.get_device_name(torch.device(cfg.device))
@@ -340,14 +357,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     semantics = tuple(s for s in args.semantics.split(",") if s) or (
         ("gpu24", "cpu24") if _cuda(args.device) else ("gpu24",))
     if args.quick:
-        return BenchConfig(args.device, (1, 2), semantics, rounds=1, block_pairs=2,
+        return BenchConfig(args.device, (1, 2), semantics, (False,), rounds=1, block_pairs=2,
                            size=(64, 48), threads=args.threads or 1, quick=True)
     cuda = _cuda(args.device)  # a GPU call of 8 pairs is too short to time alone
     batches = tuple(int(b) for b in (args.batches or ("1,8,32,128" if cuda else "1,8,32"))
                     .split(","))
-    return BenchConfig(args.device, batches, semantics, args.rounds,
+    compiled = tuple(c == "compiled" for c in args.modes.split(",") if c)
+    return BenchConfig(args.device, batches, semantics, compiled, args.rounds,
                        args.block_pairs or (64 if cuda else 8), args.budget_s,
-                       threads=args.threads or len(os.sched_getaffinity(0)))
+                       threads=args.threads or 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,11 +383,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="pairs per block (default 8 = the golden set once; 64 on CUDA)")
     parser.add_argument("--budget-s", type=float, default=300.0,
                         help="no new round after this many seconds (one round always runs)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch and OpenCV threads (0: every core this process may use)")
+    parser.add_argument("--modes", default="eager,compiled",
+                        help="torch sides: eager and/or compiled (torch.compile)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and OpenCV threads (default 1: numbers per core)")
     parser.add_argument("--quick", action="store_true", help="tiny frames, one short round")
     parser.add_argument("--out-dir", default="results/bench")
     args = parser.parse_args(argv)
+    # before torch loads: OpenMP threads that sleep between operations (see the module doc)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         result = run(config_from_args(args))
     except (RuntimeError, FileNotFoundError, ValueError) as err:

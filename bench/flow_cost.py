@@ -51,8 +51,9 @@ def cost_table(cpu: dict, cuda: dict | None = None, semantics: str = "gpu24") ->
     gpu = best_torch(cuda, semantics) if cuda else None
     gpu_head = (f"torch TV-L1, one GPU ({cuda['threads'].get('cuda_device', 'CUDA')}, batch "
                 f"{gpu['batch']}), hours" if gpu else "torch TV-L1, one GPU, hours")
+    how = f"{semantics}, CPU, batch {tch['batch']}" + (", compiled" if tch.get("compiled") else "")
     lines = ["| dataset | frame pairs | OpenCV 5 TV-L1, CPU core-hours | torch TV-L1 "
-             f"({semantics}, CPU, batch {tch['batch']}), CPU core-hours | {gpu_head} |",
+             f"({how}), CPU core-hours | {gpu_head} |",
              "|---|---|---|---|---|"]
     for name, pairs in DATASET_PAIRS.items():
         g = _hours(pairs, gpu["s_per_pair"]) if gpu else NO_GPU

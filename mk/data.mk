@@ -1,6 +1,6 @@
 # Data area (tsn/data, tsn/flow, tsn/download.py): datasets, extraction, lists. See docs/data.md.
 
-.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow flow-cost
+.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow bench-flow-fidelity flow-cost
 
 DATA_DIR ?= data
 SYNTH_DIR ?= $(DATA_DIR)/synth
@@ -32,7 +32,10 @@ bench-flow: ## TV-L1 pairs/s: torch path (batch 1/8/32) vs OpenCV 5 CPU, interle
 	$(PY) -m bench.flow --device $(FLOW_DEVICE) --out-dir results/bench
 	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
 
+bench-flow-fidelity: ## TV-L1 fidelity to OpenCV 2.4 on the reference pairs (torch cpu24/gpu24, OpenCV 5) -> results/bench/flow_fidelity_<device>.{json,md}
+	$(PY) -m bench.flow_fidelity --device $(FLOW_DEVICE)
+
 flow-cost: ## README's UCF101/HMDB51 extraction cost table from results/bench/flow_*.json
 	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
 
-BENCH_TARGETS += bench-flow
+BENCH_TARGETS += bench-flow bench-flow-fidelity

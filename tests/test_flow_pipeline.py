@@ -128,7 +128,8 @@ def test_batches_across_videos_and_chunks_give_the_batch_1_files(videos, batch1,
     # batch 3 over 4 + 3 + 1 pairs: decoded in chunks of 3, 1 | 3 | 1 pairs, flowed as
     # (A1 1-3), (A1 4, A2 1-2), (A2 3, B 1): videos split across calls, calls holding two videos
     out = tmp_path / "frames"
-    stats = extract_all(find_videos(videos), out, ExtractConfig(width=W, height=H, batch=3),
+    stats = extract_all(find_videos(videos), out,
+                        ExtractConfig(width=W, height=H, batch=3, pipeline=True),
                         workers=1, progress=False)
     assert stats == {"done": 3, "skipped": 0, "failed": 0}
     assert _tree(out) == _tree(batch1)
@@ -138,7 +139,8 @@ def test_batches_across_videos_and_chunks_give_the_batch_1_files(videos, batch1,
     assert _tree(tmp_path / "one") == _tree(batch1 / "v_A_g02_c01")
 
 
-def test_resume_and_failure_log_on_the_torch_backend(videos, batch1, tmp_path):
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipeline", "pool"])
+def test_resume_and_failure_log_on_the_torch_backend(videos, batch1, tmp_path, pipeline):
     src = tmp_path / "src"
     shutil.copytree(videos, src)
     (src / "A" / "v_A_g09_c01.avi").write_bytes(b"not a video")
@@ -148,7 +150,7 @@ def test_resume_and_failure_log_on_the_torch_backend(videos, batch1, tmp_path):
     (out / "v_B_g01_c01.partial").mkdir()  # interrupted earlier
     (out / "v_B_g01_c01.partial" / "img_00001.jpg").write_bytes(b"junk")
     kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "v_A_g02_c01").iterdir()}
-    cfg = ExtractConfig(width=W, height=H, batch=2)
+    cfg = ExtractConfig(width=W, height=H, batch=2, pipeline=pipeline)
     stats = extract_all(find_videos(src), out, cfg, workers=2, progress=False)
     assert stats == {"done": 2, "skipped": 1, "failed": 2}
     lines = (out / FAILURE_LOG).read_text().splitlines()
@@ -239,13 +241,16 @@ def test_cli_flags_reach_the_config():
     cfg = build_config(args)
     assert (cfg.flow, cfg.tvl1_backend, cfg.tvl1_semantics) == ("tvl1", "torch", "gpu24")
     assert (cfg.device, cfg.batch, cfg.uses_torch) == ("cpu", 16, True)
+    assert cfg.compile and not cfg.uses_pipeline  # CPU: one-thread process pool, compiled
     args = parser.parse_args(["extract", "--src", "s", "--out", "o", "--tvl1-backend", "opencv",
                               "--tvl1-semantics", "cpu24", "--device", "cuda", "--batch", "4",
-                              "--warp", "--warp-fixed"])
+                              "--warp", "--warp-fixed", "--no-compile"])
     cfg = build_config(args, local_rank=3)
     assert (cfg.tvl1_backend, cfg.tvl1_semantics, cfg.device, cfg.batch) == (
         "opencv", "cpu24", "cuda:3", 4)
     assert cfg.warp and not cfg.warp_options.stale_reference and not cfg.uses_torch
+    assert not cfg.compile
+    assert ExtractConfig(device="cuda:0").uses_pipeline
     assert resolve_device("cuda:1", 3) == "cuda:1"
     with pytest.raises(ValueError, match="--device 'gpu'"):
         resolve_device("gpu", 0)
@@ -296,7 +301,7 @@ def test_mpirun_two_ranks_give_the_single_process_folders_and_resume(videos, bat
     out = tmp_path / "frames"
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", sys.executable, "-m",
            "tsn.cli", "extract", "--src", str(videos), "--out", str(out), "--width", str(W),
-           "--height", str(H), "--batch", "2"]
+           "--height", str(H), "--batch", "2", "--no-compile"]
     done = subprocess.run(cmd, cwd=REPO, env=_clean_env(), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

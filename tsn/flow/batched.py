@@ -136,12 +136,17 @@ def decode_chunks(video: str | os.PathLike, tmp: Path, spec: FrameSpec, pairs: i
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def torch_flow_fn(semantics: str = "gpu24", device: str = "cpu", params=None) -> FlowFn:
-    """(prevs, nexts) uint8 (N, H, W) -> (N, H, W, 2) float32 by the torch TV-L1 (tvl1.py)."""
+def torch_flow_fn(semantics: str = "gpu24", device: str = "cpu", params=None,
+                  compile: bool = False) -> FlowFn:
+    """(prevs, nexts) uint8 (N, H, W) -> (N, H, W, 2) float32 by the torch TV-L1 (tvl1.py).
+
+    `compile`: the inner iteration through torch.compile (same flow, faster on long runs).
+    """
     from tsn.flow.tvl1 import tvl1_flow
 
     def flow(prevs: np.ndarray, nexts: np.ndarray) -> np.ndarray:
-        return tvl1_flow(prevs, nexts, semantics=semantics, device=device, params=params)
+        return tvl1_flow(prevs, nexts, semantics=semantics, device=device, params=params,
+                         compile=compile)
 
     return flow
 

@@ -7,9 +7,13 @@ encoding), 1-based, JPEG quality 95 (OpenCV's default, as imencode(".jpg")). A v
 frames gives F-1 of each. Warped flow (spec 6.3) is at native resolution and writes only
 flow_x/flow_y (use a separate output root, as build_of.py did).
 
-TV-L1 runs on one of two backends: `torch` (default; OpenCV 2.4's algorithm, tsn/flow/tvl1.py,
-batched on a device by tsn/flow/pipeline.py) or `opencv` (OpenCV 5's DualTVL1, one pair at a
-time in a process pool, as DIS and frames-only extraction also run).
+TV-L1 runs on one of two backends: `torch` (default; OpenCV 2.4's algorithm, tsn/flow/tvl1.py)
+or `opencv` (OpenCV 5's DualTVL1, one pair at a time). On a GPU the torch backend batches pairs
+on the device while CPU processes decode and write (tsn/flow/pipeline.py). On the CPU every
+path runs one video per process in a pool of `--workers` processes with one thread each: the
+TV-L1 iteration is a long chain of small tensor operations, and two processes of one thread use
+two cores better than one process of two threads (whose OpenMP threads spin-wait at every
+operation when the machine is busy; docs/flow.md).
 
 Atomic per video: everything goes to `<dst>.partial/` and is renamed to `<dst>` when complete,
 so an existing `<dst>` means finished (skipped on rerun) and a leftover `.partial` is redone.
@@ -65,6 +69,10 @@ class ExtractConfig:
     tvl1_semantics: str = "gpu24"  # torch backend: "gpu24" (dense_flow's GPU class) | "cpu24"
     device: str = "cpu"  # torch backend: "cpu" | "cuda" | "cuda:<i>"
     batch: int = 16  # torch backend: frame pairs per tvl1_flow call
+    compile: bool = False  # torch backend: torch.compile the inner iteration (same flow, faster)
+    # torch backend: the device pipeline (decoders -> batched flow -> writers); None = when the
+    # device is not the CPU (on the CPU a process pool of one-thread processes is faster)
+    pipeline: bool | None = None
     tvl1_params: object = None  # torch backend: tsn.flow.tvl1.TVL1Params (None = 2.4 defaults)
     opencv_tvl1: OpenCVTVL1Params = OpenCVTVL1Params()  # opencv backend's settings
     warp_options: WarpOptions = WarpOptions()
@@ -83,13 +91,20 @@ class ExtractConfig:
         return self.flow == "tvl1" and self.tvl1_backend == "torch"
 
     @property
+    def uses_pipeline(self) -> bool:
+        """True when videos go through tsn/flow/pipeline.py rather than the process pool."""
+        if not self.uses_torch:
+            return False
+        return self.device != "cpu" if self.pipeline is None else self.pipeline
+
+    @property
     def frame_spec(self) -> FrameSpec:
         """The part of the config the decoder and writer processes need."""
         return FrameSpec(self.width, self.height, self.warp, self.warp_options, self.bound)
 
     def flow_fn(self):
         """The batched torch flow function of this config (loads torch)."""
-        return torch_flow_fn(self.tvl1_semantics, self.device, self.tvl1_params)
+        return torch_flow_fn(self.tvl1_semantics, self.device, self.tvl1_params, self.compile)
 
 
 def video_id(path: str | os.PathLike) -> str:
@@ -167,6 +182,10 @@ def _work(job: tuple) -> tuple[str, int, str]:
 
 
 def _init_worker(threads: int) -> None:
+    # before torch loads in this (spawned) process: its OpenMP pool size, and threads that
+    # sleep rather than spin between the TV-L1 iteration's many small operations
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cv2.setNumThreads(threads)
 
 
@@ -232,7 +251,7 @@ def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractCon
     desc = "extract" if world == 1 else f"extract rank {rank}/{world}"
     bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
     try:
-        if cfg.uses_torch:
+        if cfg.uses_pipeline:
             from tsn.flow.pipeline import run_pipeline
 
             run_pipeline(jobs, cfg.frame_spec, cfg.flow_fn(), cfg.batch, workers, done, failed,
@@ -245,7 +264,7 @@ def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractCon
 
 
 def _pool(jobs: list, cfg: ExtractConfig, workers: int, done, failed, progress) -> None:
-    """The OpenCV path: one video per task in a spawn process pool."""
+    """The CPU path: one video per task in a spawn process pool (OpenCV, DIS, torch on cpu)."""
     # one OpenCV thread per process when several processes share the cores
     threads = 1 if workers > 1 else cv2.getNumThreads()
     ctx = mp.get_context("spawn")  # fork after OpenCV used its pool can hang (dataset.py)

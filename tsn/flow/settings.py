@@ -76,7 +76,8 @@ def provenance(cfg, workers: int, world: int) -> dict:
                             "platform": platform.platform()})
     rec.update({"device": cfg.device if cfg.flow == "tvl1" and cfg.tvl1_backend == "torch"
                 else "cpu", "batch": cfg.batch if cfg.flow == "tvl1" else 1,
-                "workers": workers, "ranks": world})
+                "workers": workers, "ranks": world,
+                "compile": bool(getattr(cfg, "compile", False))})
     return rec
 
 

@@ -24,11 +24,14 @@ what its slowest pair costs per warp, not N times the iteration maximum.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)  # numeric_limits<float>::epsilon() in estimateV
 DBL_MAX = float(np.finfo(np.float64).max)  # the GPU loop's "no error measured" value
@@ -236,6 +239,10 @@ def centered_gradient(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """u[x+1] - u[x] and u[y+1] - u[y], 0 in the last column / last row."""
+    if torch.compiler.is_compiling():  # functional form: fuses (out= would break the graph)
+        return (F.pad(u[..., 1:] - u[..., :-1], (0, 1)),
+                F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1)))
+    # eager: differences written into place, no padded copies
     dx = torch.empty_like(u)
     torch.sub(u[..., 1:], u[..., :-1], out=dx[..., :-1])
     dx[..., -1] = 0.0
@@ -251,6 +258,13 @@ def divergence(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
     Inside and on the first row: (v1[x] - v1[x-1]) + (v2[y] - v2[y-1]), reading 0 above the
     image; first column: (v1 + v2) - v2[y-1]; corner: v1 + v2.
     """
+    if torch.compiler.is_compiling():  # functional form: fuses (out= would break the graph)
+        v1x = torch.cat([v1[..., :1], v1[..., 1:] - v1[..., :-1]], dim=-1)
+        v2y = torch.cat([v2[..., :1, :], v2[..., 1:, :] - v2[..., :-1, :]], dim=-2)
+        first_col = (v1[..., 1:, :1] + v2[..., 1:, :1]) - v2[..., :-1, :1]
+        div = v1x + v2y
+        return torch.cat([div[..., :1, :],
+                          torch.cat([first_col, div[..., 1:, 1:]], dim=-1)], dim=-2)
     div = torch.empty_like(v1)
     torch.sub(v1[..., 1:], v1[..., :-1], out=div[..., 1:])
     div[..., 0] = v1[..., 0]
@@ -492,11 +506,30 @@ _COMPILED: dict = {}
 
 
 def _step_function(compile_step: bool):
-    """_inner_step, or its torch.compile'd twin (one per process, dynamic shapes)."""
-    if not compile_step:
+    """_inner_step, or its torch.compile'd twin (one per process, dynamic shapes).
+
+    If compiling fails (no C++ compiler, no Triton), the eager step is used from then on, with
+    one warning: the numbers are the same either way.
+    """
+    if not compile_step or _COMPILED.get("failed"):
         return _inner_step
     if "step" not in _COMPILED:
-        _COMPILED["step"] = torch.compile(_inner_step, dynamic=True)
+        compiled = torch.compile(_inner_step, dynamic=True)
+
+        def step(*args):
+            if _COMPILED.get("failed"):
+                return _inner_step(*args)
+            try:
+                return compiled(*args)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as err:  # noqa: BLE001 -- any compiler failure: fall back
+                log.warning("torch.compile of the TV-L1 iteration failed (%s: %s); running "
+                            "eager", type(err).__name__, str(err).splitlines()[0][:200])
+                _COMPILED["failed"] = True
+                return _inner_step(*args)
+
+        _COMPILED["step"] = step
     return _COMPILED["step"]
 
 
