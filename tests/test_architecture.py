@@ -134,15 +134,10 @@ def test_tsn_help_imports_neither_torch_nor_opencv():
     assert _heavy_imports("--help") == set()
 
 
-@pytest.mark.parametrize("command", ["train", "test", "fuse", "weights", "synth", "lists"])
+@pytest.mark.parametrize("command", ["train", "test", "fuse", "weights", "synth", "lists",
+                                     "extract"])
 def test_command_help_imports_neither_torch_nor_opencv(command):
     assert _heavy_imports(command, "--help") == set()
-
-
-@pytest.mark.xfail(reason="tsn/flow/cli.py imports tsn.flow.extract (OpenCV) at module level; "
-                   "the flow area's change is pending (docs/architecture.md)", strict=False)
-def test_extract_help_imports_neither_torch_nor_opencv():
-    assert _heavy_imports("extract", "--help") == set()
 
 
 def test_bn_inception_layout_is_found_through_its_entry_point():

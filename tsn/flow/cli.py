@@ -12,17 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from tsn.flow.compute import METHODS
-from tsn.flow.extract import (
-    BACKENDS,
-    FAILURE_LOG,
-    SEMANTICS,
-    ExtractConfig,
-    ExtractError,
-    extract_all,
-    find_videos,
-)
-from tsn.flow.warp import WarpOptions
+from tsn.flow.choices import BACKENDS, FAILURE_LOG, METHODS, SEMANTICS
 
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
@@ -86,8 +76,11 @@ def _check_cuda(device: str) -> str:
     return ""
 
 
-def build_config(args: argparse.Namespace, local_rank: int = 0) -> ExtractConfig:
+def build_config(args: argparse.Namespace, local_rank: int = 0):
     """The ExtractConfig the parsed arguments ask for (ValueError on a bad value)."""
+    from tsn.flow.extract import ExtractConfig
+    from tsn.flow.warp import WarpOptions
+
     warp_opts = WarpOptions(stale_reference=not args.warp_fixed, y_index_bug=not args.warp_fixed)
     return ExtractConfig(flow=args.flow, warp=args.warp, width=args.width, height=args.height,
                          level=args.level, tvl1_backend=args.tvl1_backend,
@@ -99,6 +92,7 @@ def build_config(args: argparse.Namespace, local_rank: int = 0) -> ExtractConfig
 def run(args: argparse.Namespace) -> int:
     """Extract; exit status 1 when some videos failed (see the failure log), 2 on bad usage."""
     from tsn.engine.distributed import detect
+    from tsn.flow.extract import ExtractError, extract_all, find_videos
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     info = detect()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-METHODS = ("tvl1", "dis", "dis_fast")
+from tsn.flow.choices import METHODS
 
 
 @dataclass(frozen=True)

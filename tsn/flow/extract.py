@@ -43,6 +43,7 @@ from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since t
     torch_flow_fn,
 )
 from tsn.flow.batched import write_jpeg as _write_jpeg
+from tsn.flow.choices import BACKENDS, FAILURE_LOG, SEMANTICS
 from tsn.flow.compute import OpenCVTVL1Params, compute_flow, make_flow
 from tsn.flow.encode import BOUND, encode_flow
 from tsn.flow.warp import WarpedFlow, WarpOptions
@@ -50,9 +51,6 @@ from tsn.flow.warp import WarpedFlow, WarpOptions
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
-FAILURE_LOG = "extract_failures.log"
-BACKENDS = ("torch", "opencv")  # TV-L1 implementations (--tvl1-backend)
-SEMANTICS = ("gpu24", "cpu24")  # tsn.flow.tvl1.SEMANTICS, kept here so no torch import is needed
 
 
 @dataclass(frozen=True)

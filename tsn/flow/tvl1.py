@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsn.flow.choices import SEMANTICS  # names accepted by tvl1_flow; gpu24 is dense_flow's
+
 log = logging.getLogger(__name__)
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)  # numeric_limits<float>::epsilon() in estimateV
@@ -81,7 +83,6 @@ class Semantics:
 
 CPU24 = Semantics("cpu24", "every_iteration", "remap_cubic", "pixel_centres", "cpu")
 GPU24 = Semantics("gpu24", "odd_iterations", "gpu_bicubic", "gpu_corners", "gpu")
-SEMANTICS = ("gpu24", "cpu24")  # names accepted by tvl1_flow; gpu24 is dense_flow's
 _BY_NAME = {"gpu24": GPU24, "cpu24": CPU24}
 
 
