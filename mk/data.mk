@@ -1,6 +1,6 @@
 # Data area (tsn/data, tsn/flow, tsn/download.py): datasets, extraction, lists. See docs/data.md.
 
-.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow bench-flow-fidelity flow-cost
+.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow bench-flow-fidelity flow-gpu-check flow-cost
 
 DATA_DIR ?= data
 SYNTH_DIR ?= $(DATA_DIR)/synth
@@ -34,6 +34,12 @@ bench-flow: ## TV-L1 pairs/s: torch path (batch 1/8/32) vs OpenCV 5 CPU, interle
 
 bench-flow-fidelity: ## TV-L1 fidelity to OpenCV 2.4 on the reference pairs (torch cpu24/gpu24, OpenCV 5) -> results/bench/flow_fidelity_<device>.{json,md}
 	$(PY) -m bench.flow_fidelity --device $(FLOW_DEVICE)
+
+flow-gpu-check: ## on a GPU machine: TV-L1 CUDA = CPU tests, fidelity and throughput on CUDA -> results/bench/flow_{fidelity_,}cuda.*, README cost table
+	$(PY) -m pytest -q -m gpu tests/test_flow_tvl1.py tests/test_flow_pipeline.py
+	$(PY) -m bench.flow_fidelity --device cuda
+	$(PY) -m bench.flow --device cuda --out-dir results/bench --budget-s 240
+	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
 
 flow-cost: ## README's UCF101/HMDB51 extraction cost table from results/bench/flow_*.json
 	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
