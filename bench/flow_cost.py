@@ -8,9 +8,10 @@ Cost of one dataset = its frame pairs x the measured cost per pair:
 * one-GPU hours: wall seconds per pair of the torch path on CUDA at its fastest batch, from
   results/bench/flow_cuda.json; "not measured yet (no GPU lent)" while that file is missing.
 
-Frame pairs (one per frame after the first, spec 6.2): UCF101 ~2.46 M (13,320 clips; issue 11's
-count, 457 core-hours at 0.67 s/pair), HMDB51 ~0.60 M (6,766 clips; issue 11's 112 core-hours
-at 0.67 s/pair). The table replaces the text between the two markers in README.md.
+Frame pairs (one per frame after the first, docs/caffe_release.md#dense_flow): UCF101 ~2.46 M
+(13,320 clips; issue 11's count, 457 core-hours at 0.67 s/pair), HMDB51 ~0.60 M (6,766 clips;
+issue 11's 112 core-hours at 0.67 s/pair). The table replaces the text between the two markers
+in README.md.
 """
 
 from __future__ import annotations

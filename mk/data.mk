@@ -24,7 +24,7 @@ test-data: ## data + extraction tests only
 	$(PY) -m pytest -q tests/test_data_*.py tests/test_flow_*.py
 
 bench-data: ## training-sample throughput (RGB, flow) vs a naive PIL pipeline -> results/bench/data_throughput.{json,md,png}
-	$(PY) -m tsn.data.bench --out results/bench/data_throughput
+	$(PY) -m bench.data --out results/bench/data_throughput
 
 BENCH_TARGETS += bench-data
 

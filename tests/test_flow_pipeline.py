@@ -297,7 +297,7 @@ def _clean_env() -> dict[str, str]:
 
 def test_mpirun_two_ranks_give_the_single_process_folders_and_resume(videos, batch1, tmp_path):
     if shutil.which("mpirun") is None:
-        pytest.fail("mpirun not found: `make setup` installs openmpi-bin (spec/environment.md 5)")
+        pytest.fail("mpirun not found: `make setup` installs openmpi-bin (Makefile APT_PACKAGES)")
     out = tmp_path / "frames"
     cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", sys.executable, "-m",
            "tsn.cli", "extract", "--src", str(videos), "--out", str(out), "--width", str(W),

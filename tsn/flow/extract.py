@@ -1,11 +1,12 @@
 """Video -> dense_flow frame folder, and the resumable, parallel driver over many videos.
 
-Per video (spec 6.2): decode with cv2.VideoCapture, resize every frame to 340x256 (bilinear),
-grey with BGR2GRAY, flow frame k-1 -> k for k >= 1, writing `img_%05d.jpg` (the resized frame
-k, so img_00001 is the *second* frame), `flow_x_%05d.jpg`, `flow_y_%05d.jpg` (bound-20
-encoding), 1-based, JPEG quality 95 (OpenCV's default, as imencode(".jpg")). A video with F
-frames gives F-1 of each. Warped flow (spec 6.3) is at native resolution and writes only
-flow_x/flow_y (use a separate output root, as build_of.py did).
+Per video (docs/caffe_release.md#dense_flow, dense_flow src/dense_flow_gpu.cpp): decode with
+cv2.VideoCapture, resize every frame to 340x256 (bilinear), grey with BGR2GRAY, flow frame k-1
+-> k for k >= 1, writing `img_%05d.jpg` (the resized frame k, so img_00001 is the *second*
+frame), `flow_x_%05d.jpg`, `flow_y_%05d.jpg` (bound-20 encoding), 1-based, JPEG quality 95
+(OpenCV's default, as imencode(".jpg")). A video with F frames gives F-1 of each. Warped flow
+(docs/caffe_release.md#warped-flow) is at native resolution and writes only flow_x/flow_y (use a
+separate output root, as build_of.py did).
 
 TV-L1 runs on one of two backends: `torch` (default; OpenCV 2.4's algorithm, tsn/flow/tvl1.py)
 or `opencv` (OpenCV 5's DualTVL1, one pair at a time). On a GPU the torch backend batches pairs
@@ -55,7 +56,7 @@ VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """What to extract and how (defaults: dense_flow as TSN invoked it, spec 6.1)."""
+    """What to extract and how (defaults: dense_flow as TSN invoked it, TSN tools/build_of.py)."""
 
     flow: str = "tvl1"  # "tvl1" (dense_flow) | "dis" | "dis_fast" | "none" (frames only)
     warp: bool = False  # warped flow instead of frames + flow (native size, no img_)

@@ -1,5 +1,5 @@
-"""Warped flow: flow after removing camera motion by a homography (spec 6.3, [DF]
-src/dense_warp_flow_gpu.cpp, include/warp_flow.h).
+"""Warped flow: flow after removing camera motion by a homography (docs/caffe_release.md#warped-
+flow, [DF] src/dense_warp_flow_gpu.cpp, include/warp_flow.h).
 
 SURF is not in the opencv-contrib wheel (non-free algorithms are off), so the feature matches
 use SIFT (descriptors compared by L2 as SURF's were); the rest follows dense_flow:
