@@ -19,7 +19,8 @@ default constructor (docs/flow.md). This module re-implements that algorithm fro
 Every elementwise step keeps the 2.4 source's operation order in float32, so a pair's result does
 not depend on the batch it runs in or on the device (up to `hypot` and reduction rounding).
 Each pair keeps its own stopping test: pairs that stop leave the working batch, so a batch costs
-what its slowest pair costs per warp, not N times the iteration maximum.
+about the sum of its pairs' own iterations (with the per-operation overhead shared), not N times
+the slowest pair's. `compile=True` fuses the inner iteration with torch.compile.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def get_semantics(semantics: str | Semantics) -> Semantics:
     return _BY_NAME[semantics]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TVL1Stats:
     """What a call did: inner iterations per pair, level (coarsest first) and warp."""
 
@@ -564,7 +565,8 @@ def _solve_level(I0: torch.Tensor, I1: torch.Tensor, u1: torch.Tensor, u2: torch
     double_hypot = sem.arithmetic == "cpu"
     for k in range(params.warps):
         warped = warp(stack, state["u1"], state["u2"])
-        I1w, I1wx, I1wy = warped[:, 0], warped[:, 1], warped[:, 2]
+        # contiguous planes: a compiled step then always sees the same strides
+        I1w, I1wx, I1wy = (warped[:, c].contiguous() for c in range(3))
         grad = I1wx * I1wx + I1wy * I1wy
         rho_c = ((I1w - I1wx * state["u1"]) - I1wy * state["u2"]) - I0
         lt_grad = l_t * grad
