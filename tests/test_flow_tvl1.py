@@ -267,16 +267,6 @@ def _random_flow(rng, h, w, scale):
     return u1, u2
 
 
-def test_gpu_warp_equals_warpBackward_transcription():
-    rng = np.random.default_rng(1)
-    h, w = 9, 11
-    img = (rng.random((h, w)) * 255).astype(np.float32)
-    u1, u2 = _random_flow(rng, h, w, 3.0)
-    got = tvl1.warp_gpu_bicubic(torch.from_numpy(img)[None, None], torch.from_numpy(u1)[None],
-                                torch.from_numpy(u2)[None])[0, 0].numpy()
-    assert np.array_equal(got, _gpu_warp_ref(img, u1, u2))
-
-
 def _cubic_coeffs(x):
     """imgproc interpolateCubic, A = -0.75, in float."""
     a, one = f32(-0.75), f32(1)
@@ -319,14 +309,18 @@ def _remap_ref(img, u1, u2):
     return out
 
 
-def test_cpu_warp_equals_remapBicubic_transcription():
-    rng = np.random.default_rng(2)
+@pytest.mark.parametrize("warp,transcription", [
+    (tvl1.warp_gpu_bicubic, _gpu_warp_ref),  # tvl1.cu warpBackward
+    (tvl1.warp_remap_cubic, _remap_ref),  # imgproc remapBicubic
+], ids=["gpu_bicubic", "remap_cubic"])
+def test_warp_equals_its_source_transcription(warp, transcription):
+    rng = np.random.default_rng(1)
     h, w = 9, 11
     img = (rng.random((h, w)) * 255).astype(np.float32)
     u1, u2 = _random_flow(rng, h, w, 3.0)
-    got = tvl1.warp_remap_cubic(torch.from_numpy(img)[None, None], torch.from_numpy(u1)[None],
-                                torch.from_numpy(u2)[None])[0, 0].numpy()
-    assert np.array_equal(got, _remap_ref(img, u1, u2))
+    got = warp(torch.from_numpy(img)[None, None], torch.from_numpy(u1)[None],
+               torch.from_numpy(u2)[None])[0, 0].numpy()
+    assert np.array_equal(got, transcription(img, u1, u2))
 
 
 def test_cubic_table_equals_opencv_remap_impulse_responses():
