@@ -3,18 +3,36 @@
 The file appears whole or not at all: the data goes to a temporary file in the destination
 folder (same file system, so the rename is atomic), is flushed and fsynced, then renamed over
 the destination; on any error the temporary file is removed and the old destination is left
-untouched. tsn.atomic does the same for tsn; prototxt_port keeps its own copy of these few lines
-because it is a leaf package that imports nothing from tsn (docs/architecture.md).
+untouched. The file gets the permissions `open()` would give it (a new file 0666 & ~umask, a
+replaced file keeps its mode; mkstemp alone makes 0600). tsn.atomic does the same for tsn;
+prototxt_port keeps its own copy of these few lines because it is a leaf package that imports
+nothing from tsn (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+
+def _file_mode(path: Path) -> int:
+    """The mode `open(path, "w")` would leave: the existing file's, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    try:  # the umask, read without changing it where Linux allows
+        with open("/proc/self/status", encoding="ascii") as status:
+            mask = next(int(ln.split()[1], 8) for ln in status if ln.startswith("Umask:"))
+    except (OSError, ValueError, StopIteration):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -24,6 +42,7 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

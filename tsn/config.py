@@ -17,6 +17,9 @@ Glossary (paper symbol / Caffe field -> code name):
 Resolution order (`load_experiment`): dataclass defaults -> the named solver preset
 (solver.preset, for data.dataset / model.modality) -> the config file -> `key=value` overrides.
 Every key is checked against the field's type; an unknown key is an error naming the file.
+Types are strict in files (a TOML/JSON string is never a number or a boolean: `max_iter = "100"`
+is refused, docs/reliability.md); only `key=value` overrides, which are text by nature, are
+parsed into the field's type.
 """
 
 from __future__ import annotations
@@ -195,19 +198,29 @@ class Experiment:
 SECTIONS = {"model": ModelCfg, "data": DataCfg, "solver": SolverCfg, "test": TestCfg}
 
 
-def _coerce(value, hint, key: str, source: str):
-    """Check (and, for strings from the command line, parse) one value against a field type."""
+class Override(str):
+    """A value typed on the command line (`key=value`): text, parsed into the field's type.
+    Plain strings from a config file are not: a file says what type it means."""
+
+
+def _coerce(value, hint, key: str, source: str, text: bool | None = None):
+    """Check one value against a field type; parse it only when it is command-line text
+    (`text`, default: the value is an Override)."""
+    text = isinstance(value, Override) if text is None else text
     origin = typing.get_origin(hint)
     if origin is tuple:
-        if isinstance(value, str):
-            text = value.strip().strip("[]()")
-            value = [v for v in text.split(",") if v.strip()] if text else []
+        if isinstance(value, str) and text:
+            stripped = value.strip().strip("[]()")
+            value = [v for v in stripped.split(",") if v.strip()] if stripped else []
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
         item = typing.get_args(hint)[0]
-        return tuple(_coerce(v, item, key, source) for v in value)
+        return tuple(_coerce(v, item, key, source, text) for v in value)
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"{source}: {key}: union fields are not supported")
+    if isinstance(value, str) and hint is not str and not text:
+        raise ConfigError(f"{source}: {key} must be {hint.__name__}, got the string {value!r} "
+                          f"(write it without quotes)")
     if hint is bool:
         if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
             return value.lower() in ("true", "1", "yes")
@@ -216,7 +229,7 @@ def _coerce(value, hint, key: str, source: str):
     elif hint is int:
         if isinstance(value, str):
             try:
-                return int(value)
+                return int(value.strip())
             except ValueError:
                 pass
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -225,7 +238,7 @@ def _coerce(value, hint, key: str, source: str):
         number = None
         if isinstance(value, str):
             try:
-                number = float(value)
+                number = float(value.strip())
             except ValueError:
                 pass
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -237,7 +250,7 @@ def _coerce(value, hint, key: str, source: str):
             return number
     elif hint is str:
         if isinstance(value, str):
-            return value
+            return str(value)  # a plain str: an Override must not reach checkpoints (pickle)
     else:
         raise ConfigError(f"{source}: {key}: unsupported field type {hint}")
     raise ConfigError(f"{source}: {key} must be {hint.__name__}, got {value!r}")
@@ -293,14 +306,15 @@ def read_config_file(path: str | Path) -> dict[str, object]:
     return _flatten(data, str(path))
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """['solver.base_lr=0.01', ...] -> {'solver.base_lr': '0.01'}; values parsed later by type."""
+def parse_overrides(pairs: list[str]) -> dict[str, Override]:
+    """['solver.base_lr=0.01', ...] -> {'solver.base_lr': Override('0.01')}; values parsed later
+    by the field's type."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {pair!r}: write it as section.key=value")
-        out[key.strip()] = value.strip()
+        out[key.strip()] = Override(value.strip())
     return out
 
 
