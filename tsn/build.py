@@ -106,14 +106,17 @@ TEST_SAMPLINGS = {"eval_net": TSNTestDataset, "segment_centre": SegmentCentreTes
 
 
 def build_test_dataset(records: list[VideoRecord], modality: str, protocol: Protocol,
-                       new_length: int | None):
-    """The test dataset of `protocol`: 25 eval_net ticks (the release) or K segment centres."""
+                       new_length: int | None, sources: Mapping | None = None):
+    """The test dataset of `protocol`: 25 eval_net ticks (the release) or K segment centres.
+
+    `sources`: {record path: frame source} for videos held in memory (tsn.data.frames,
+    `tsn predict`); the others read their frame folders."""
     if protocol.frame_sampling not in TEST_SAMPLINGS:
         raise ValueError(f"frame sampling {protocol.frame_sampling!r}: use "
                          f"{sorted(TEST_SAMPLINGS)}")
     return TEST_SAMPLINGS[protocol.frame_sampling](
         records, modality, num_frames=protocol.num_frames, crops=protocol.num_crops,
-        new_length=new_length or None)
+        new_length=new_length or None, sources=sources)
 
 
 def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -72,19 +72,18 @@ def validate_records(
 
 
 def read_snippets(record: VideoRecord, mod: Modality, starts: Sequence[int], window: int,
-                  clamp: bool = False) -> np.ndarray:
+                  clamp: bool = False, source: frames.FrameSource | None = None) -> np.ndarray:
     """HWC uint8 stack of the snippets starting at 1-based files `starts` (window files each).
 
-    clamp=True reads `min(num_frames, start + k)` as eval_net.py does.
+    clamp=True reads `min(num_frames, start + k)` as eval_net.py does. The files come from
+    `source` (tsn.data.frames), by default the record's frame folder.
     """
+    source = source or frames.FrameFolder(record.path)
     images = []
     for s in starts:
         files = (sampling.eval_stack_files(s, record.num_frames, window) if clamp
                  else sampling.snippet_files(s - 1, window))
-        if mod.is_flow:
-            images += frames.read_flow_stack(record.path, files)
-        else:
-            images += frames.read_rgb_stack(record.path, files)
+        images += frames.read_stack(source, files, mod.files, not mod.is_flow)
     return frames.stack_channels(images, record.path)
 
 
@@ -231,20 +230,27 @@ class TSNTestDataset(Dataset):
     Item: tensor (num_frames * crops, new_length * C, 224, 224), frame-major, crop-minor, crops
     TL, TR, BL, BR, centre then the same five mirrored (flow x -> 255 - x); frames resized to
     340x256 first (a no-op on dense_flow output).
+
+    `sources` maps a record's path to its frame source (tsn.data.frames: `tsn predict` passes
+    the JPEG bytes of a video decoded in memory); records not in it read their frame folder.
     """
 
     def __init__(
         self, records: Sequence[VideoRecord], modality: str, num_frames: int = 25,
         crops: int = 10, new_length: int | None = None, num_classes: int | None = None,
-        check_paths: bool = True,
+        check_paths: bool = True, sources: Mapping[str, frames.FrameSource] | None = None,
     ) -> None:
         self.mod = get_modality(modality)
         self.records = list(records)
+        self.sources = dict(sources or {})
         self.num_frames, self.crops = num_frames, crops
         self.new_length = new_length or self.mod.new_length
         self.window = self.mod.window(self.new_length)
         transforms.oversample_crops(256, 340, num_crops=crops)  # validates `crops`
-        validate_records(self.records, 1, num_classes, check_paths)
+        in_memory = [r for r in self.records if r.path in self.sources]
+        validate_records([r for r in self.records if r.path not in self.sources], 1,
+                         num_classes, check_paths)
+        validate_records(in_memory, 1, num_classes, False)  # no folder to look for
         single_thread_opencv()
 
     def __len__(self) -> int:
@@ -253,6 +259,13 @@ class TSNTestDataset(Dataset):
     def ticks(self, index: int) -> list[int]:
         """1-based start files of the test snippets of item `index`."""
         return sampling.eval_ticks(self.records[index].num_frames, self.window, self.num_frames)
+
+    def files(self, index: int) -> list[int]:
+        """Every 1-based frame file the test snippets of item `index` read, sorted (what
+        `tsn predict` decodes and, for flow, computes)."""
+        n = self.records[index].num_frames
+        return sorted({f for tick in self.ticks(index)
+                       for f in sampling.eval_stack_files(tick, n, self.window)})
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.views(index), self.records[index].label
@@ -263,8 +276,10 @@ class TSNTestDataset(Dataset):
         time: the 25 x 10 views of one flow video are ~500 MB of float32 at once."""
         record = self.records[index]
         views = []
+        source = self.sources.get(record.path)
         for tick in self.ticks(index)[frames]:
-            stack = read_snippets(record, self.mod, [tick], self.window, clamp=True)
+            stack = read_snippets(record, self.mod, [tick], self.window, clamp=True,
+                                  source=source)
             if stack.shape[:2] != transforms.EVAL_SIZE[::-1]:
                 stack = cv2.resize(stack, transforms.EVAL_SIZE, interpolation=cv2.INTER_LINEAR)
                 stack = stack[:, :, None] if stack.ndim == 2 else stack

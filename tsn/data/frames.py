@@ -2,11 +2,18 @@
 
 `<dir>/img_00001.jpg` (BGR colour) and `<dir>/flow_x_00001.jpg` / `flow_y_00001.jpg`
 (grayscale) as Caffe VideoData reads them: cv::imread colour / grayscale (video_data_layer.cpp).
+
+The files of one video come from a frame source: a `FrameFolder` on disk (what `tsn extract`
+wrote; every dataset's default) or `EncodedFrames`, the same JPEG bytes held in memory
+(`tsn predict` encodes the frames and flow it needs as extraction would and never writes
+them). Both are decoded by the same `tsn.data.jpeg.decode`, so the pixels are equal.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,14 +75,67 @@ def frame_paths(folder: str, files: list[int], patterns: tuple[str, ...]) -> lis
     return [os.path.join(folder, pattern.format(i)) for i in files for pattern in patterns]
 
 
-def read_rgb_stack(folder: str, files: list[int]) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class FrameFolder:
+    """A video's extracted frame files on disk (`<folder>/img_00001.jpg`, ...)."""
+
+    folder: str
+
+    def where(self, name: str) -> str:
+        """The path of file `name` (error messages name it)."""
+        return os.path.join(self.folder, name)
+
+    def read(self, name: str) -> bytes:
+        """The JPEG bytes of file `name`; missing or truncated raises DataError."""
+        return read_jpeg(self.where(name))
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """A video's frame files held in memory: file name -> the JPEG bytes `tsn extract` would
+    have written (tsn.flow.batched.encode_jpeg), for the files a test protocol reads."""
+
+    video: str  # what error messages call the video (its path)
+    files: Mapping[str, bytes]
+
+    def where(self, name: str) -> str:
+        """`<video>:<file name>` (error messages name it)."""
+        return f"{self.video}:{name}"
+
+    def read(self, name: str) -> bytes:
+        """The JPEG bytes of file `name`; one that was not encoded raises DataError."""
+        try:
+            return self.files[name]
+        except KeyError:
+            raise DataError(f"{self.where(name)}: frame not decoded from the video (the "
+                            "protocol asked for a file outside the ones prepared)") from None
+
+
+FrameSource = FrameFolder | EncodedFrames
+
+
+def as_source(folder: str | FrameSource) -> FrameSource:
+    """A frame source: a folder path becomes a FrameFolder; a source is returned as it is."""
+    return folder if isinstance(folder, (FrameFolder, EncodedFrames)) else FrameFolder(folder)
+
+
+def read_stack(source: str | FrameSource, files: list[int], patterns: tuple[str, ...],
+               color: bool) -> list[np.ndarray]:
+    """Decoded images of the given 1-based frames, frame-major in `patterns` order (a
+    modality's `files`): BGR (color) or gray, one DataError per bad file."""
+    source = as_source(source)
+    names = [pattern.format(i) for i in files for pattern in patterns]
+    return [jpeg.decode(source.read(n), color, source.where(n)) for n in names]
+
+
+def read_rgb_stack(folder: str | FrameSource, files: list[int]) -> list[np.ndarray]:
     """BGR frames img_%05d.jpg for the given 1-based indices."""
-    return [read_image(p, True) for p in frame_paths(folder, files, RGB_FILES)]
+    return read_stack(folder, files, RGB_FILES, True)
 
 
-def read_flow_stack(folder: str, files: list[int]) -> list[np.ndarray]:
+def read_flow_stack(folder: str | FrameSource, files: list[int]) -> list[np.ndarray]:
     """Gray flow images x1, y1, x2, y2, ... for the given 1-based indices (Caffe order)."""
-    return [read_image(p, False) for p in frame_paths(folder, files, FLOW_FILES)]
+    return read_stack(folder, files, FLOW_FILES, False)
 
 
 def stack_channels(images: list[np.ndarray], folder: str) -> np.ndarray:

@@ -35,6 +35,27 @@ HMDB51_CAFFE_CLASSES = (
     "shoot_ball", "shoot_bow", "shoot_gun", "sit", "situp", "smile", "smoke", "somersault",
     "stand", "swing_baseball", "sword_exercise", "sword", "talk", "throw", "turn", "walk", "wave",
 )
+# UCF101 classInd.txt (docs/caffe_release.md#ucf101-splits): label = 1-based index - 1, in
+# alphabetical order ignoring case (`1 ApplyEyeMakeup` ... `37 HandstandPushups` ... `101 YoYo`)
+UCF101_CLASSES = (
+    "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
+    "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress", "Biking", "Billiards",
+    "BlowDryHair", "BlowingCandles", "BodyWeightSquats", "Bowling", "BoxingPunchingBag",
+    "BoxingSpeedBag", "BreastStroke", "BrushingTeeth", "CleanAndJerk", "CliffDiving",
+    "CricketBowling", "CricketShot", "CuttingInKitchen", "Diving", "Drumming", "Fencing",
+    "FieldHockeyPenalty", "FloorGymnastics", "FrisbeeCatch", "FrontCrawl", "GolfSwing", "Haircut",
+    "Hammering", "HammerThrow", "HandstandPushups", "HandstandWalking", "HeadMassage", "HighJump",
+    "HorseRace", "HorseRiding", "HulaHoop", "IceDancing", "JavelinThrow", "JugglingBalls",
+    "JumpingJack", "JumpRope", "Kayaking", "Knitting", "LongJump", "Lunges", "MilitaryParade",
+    "Mixing", "MoppingFloor", "Nunchucks", "ParallelBars", "PizzaTossing", "PlayingCello",
+    "PlayingDaf", "PlayingDhol", "PlayingFlute", "PlayingGuitar", "PlayingPiano", "PlayingSitar",
+    "PlayingTabla", "PlayingViolin", "PoleVault", "PommelHorse", "PullUps", "Punch", "PushUps",
+    "Rafting", "RockClimbingIndoor", "RopeClimbing", "Rowing", "SalsaSpin", "ShavingBeard",
+    "Shotput", "SkateBoarding", "Skiing", "Skijet", "SkyDiving", "SoccerJuggling",
+    "SoccerPenalty", "StillRings", "SumoWrestling", "Surfing", "Swing", "TableTennisShot",
+    "TaiChi", "TennisSwing", "ThrowDiscus", "TrampolineJumping", "Typing", "UnevenBars",
+    "VolleyballSpiking", "WalkingWithDog", "WallPushups", "WritingOnBoard", "YoYo",
+)
 SPLITS = (1, 2, 3)
 NUM_CLASSES = {"ucf101": 101, "hmdb51": 51}  # classInd.txt / class_list.txt lengths
 
@@ -106,16 +127,7 @@ def video_id_of(name: str) -> str:
 
 def read_ucf101_classes(split_dir: str | os.PathLike) -> tuple[str, ...]:
     """Class names in label order from classInd.txt (label = index - 1)."""
-    path = Path(split_dir) / "classInd.txt"
-    classes: dict[int, str] = {}
-    for ln in _lines(path):
-        parts = ln.split()
-        if len(parts) != 2 or not parts[0].isdigit():
-            raise DataError(f"{path}: expected '<index> <ClassName>' lines, got {ln!r}")
-        classes[int(parts[0])] = parts[1]
-    if sorted(classes) != list(range(1, len(classes) + 1)):
-        raise DataError(f"{path}: class indices must be 1..N without gaps")
-    return tuple(classes[i] for i in range(1, len(classes) + 1))
+    return read_ucf101_classes_file(Path(split_dir) / "classInd.txt")
 
 
 def read_ucf101_split(split_dir: str | os.PathLike, split: int = 1) -> Split:
@@ -224,3 +236,45 @@ def read_split(dataset: str, split_dir: str | os.PathLike, split: int = 1,
     if dataset == "hmdb51":
         return read_hmdb51_split(split_dir, split, class_order)
     raise DataError(f"unknown dataset {dataset!r}: use ucf101, hmdb51 or synth")
+
+
+def official_classes(dataset: str) -> tuple[str, ...]:
+    """Class names in label order of a dataset: UCF101's classInd.txt, HMDB51's Caffe
+    class_list.txt, or the classes `tsn synth` writes ("synth"); DataError for another name."""
+    if dataset == "ucf101":
+        return UCF101_CLASSES
+    if dataset == "hmdb51":
+        return HMDB51_CAFFE_CLASSES
+    if dataset in ("synth", "synthetic"):
+        from tsn.data.synth import CLASSES
+
+        return CLASSES
+    raise DataError(f"no official class list for dataset {dataset!r}: use ucf101, hmdb51 or "
+                    "synth, or give the names in a file")
+
+
+def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names in label order from a file: UCF101's classInd.txt format (`<index> <Name>`
+    lines, 1-based) or one name per line (label = line number - 1)."""
+    path = Path(path)
+    lines = _lines(path)
+    if not lines:
+        raise DataError(f"{path}: no class names in the file")
+    numbered = [ln.split(None, 1) for ln in lines]
+    if all(len(p) == 2 and p[0].isdigit() for p in numbered):
+        return read_ucf101_classes_file(path)
+    return tuple(lines)
+
+
+def read_ucf101_classes_file(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a classInd.txt-format file at any path (see read_ucf101_classes)."""
+    path = Path(path)
+    classes: dict[int, str] = {}
+    for ln in _lines(path):
+        parts = ln.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise DataError(f"{path}: expected '<index> <ClassName>' lines, got {ln!r}")
+        classes[int(parts[0])] = parts[1]
+    if sorted(classes) != list(range(1, len(classes) + 1)):
+        raise DataError(f"{path}: class indices must be 1..N without gaps")
+    return tuple(classes[i] for i in range(1, len(classes) + 1))

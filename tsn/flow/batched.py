@@ -76,25 +76,55 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
         raise ExtractError(f"{path}: no decodable frames")
 
 
-def prepared_frames(video: str | os.PathLike, spec: FrameSpec):
-    """Yield (BGR frame as written to img_, grey frame for flow), dense_flow's way.
+def prepare_frame(frame: np.ndarray, spec: FrameSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR frame as written to img_, grey frame for flow) of one decoded frame, dense_flow's
+    way: resized to width x height with INTER_LINEAR unless warped flow (native size:
+    dense_warp_flow_gpu.cpp has no resize) or a 0 size; grey by BGR2GRAY."""
+    if not spec.warp and spec.width and spec.height:
+        frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+    return frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
-    Resized to width x height with INTER_LINEAR unless warped flow (native size:
-    dense_warp_flow_gpu.cpp has no resize) or
-    a 0 size; grey by BGR2GRAY.
-    """
+
+def prepared_frames(video: str | os.PathLike, spec: FrameSpec):
+    """Yield (BGR frame as written to img_, grey frame for flow) of every frame, dense_flow's
+    way (`prepare_frame`)."""
     for frame in read_frames(video):
-        if not spec.warp and spec.width and spec.height:
-            frame = cv2.resize(frame, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
-        yield frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        yield prepare_frame(frame, spec)
+
+
+def selected_frames(video: str | os.PathLike, spec: FrameSpec, wanted: set[int],
+                    progress=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (0-based index, BGR, grey) of the decoded frames whose index is in `wanted`,
+    prepared as `prepared_frames` prepares every frame (`tsn predict` keeps only the frames
+    its snippets need). `progress(n)` is called once per decoded frame."""
+    last = max(wanted, default=-1)
+    for index, frame in enumerate(read_frames(video)):
+        if progress is not None:
+            progress(1)
+        if index in wanted:
+            yield (index, *prepare_frame(frame, spec))
+        if index >= last:
+            return
+
+
+def encode_jpeg(image: np.ndarray, what: str = "frame") -> bytes:
+    """The bytes of `image` as a JPEG at quality 95 (cv2.imencode, what dense_flow wrote)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ExtractError(f"{what}: cannot encode JPEG")
+    return buf.tobytes()
 
 
 def write_jpeg(path: Path, image: np.ndarray) -> None:
     """imencode at quality 95, then a Python write (cv2.imwrite hides ENOSPC/EROFS)."""
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ExtractError(f"{path}: cannot encode JPEG")
-    path.write_bytes(buf.tobytes())
+    path.write_bytes(encode_jpeg(image, str(path)))
+
+
+def flow_jpegs(flow: np.ndarray, bound: float = BOUND) -> tuple[bytes, bytes]:
+    """The flow_x_ and flow_y_ JPEG bytes of one (H, W, 2) flow (bound-20 encoding,
+    common.cpp), exactly what `write_flows` writes."""
+    return (encode_jpeg(encode_flow(flow[..., 0], bound), "flow x"),
+            encode_jpeg(encode_flow(flow[..., 1], bound), "flow y"))
 
 
 def fresh_partial(tmp: Path) -> None:
@@ -176,8 +206,9 @@ def chunk_flows(chunks: list[Chunk], flow_fn: FlowFn, spec: FrameSpec) -> list[n
 def write_flows(tmp: Path, k0: int, flows: np.ndarray, bound: float = BOUND) -> None:
     """flow_x_/flow_y_ JPEGs of pairs k0, k0 + 1, ... (bound-20 encoding, common.cpp)."""
     for i, flow in enumerate(flows):
-        write_jpeg(tmp / f"flow_x_{k0 + i:05d}.jpg", encode_flow(flow[..., 0], bound))
-        write_jpeg(tmp / f"flow_y_{k0 + i:05d}.jpg", encode_flow(flow[..., 1], bound))
+        x, y = flow_jpegs(flow, bound)
+        (tmp / f"flow_x_{k0 + i:05d}.jpg").write_bytes(x)
+        (tmp / f"flow_y_{k0 + i:05d}.jpg").write_bytes(y)
 
 
 def extract_into(video: str | os.PathLike, tmp: Path, spec: FrameSpec, flow_fn: FlowFn,

@@ -33,12 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since the first version
     JPEG_QUALITY,  # noqa: F401
     ExtractError,
+    FlowFn,
     FrameSpec,
     extract_into,
+    flow_jpegs,
     prepared_frames,
     read_frames,  # noqa: F401
     torch_flow_fn,
@@ -46,7 +49,7 @@ from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since t
 from tsn.flow.batched import write_jpeg as _write_jpeg
 from tsn.flow.choices import BACKENDS, FAILURE_LOG, SEMANTICS
 from tsn.flow.compute import OpenCVTVL1Params, compute_flow, make_flow
-from tsn.flow.encode import BOUND, encode_flow
+from tsn.flow.encode import BOUND
 from tsn.flow.warp import WarpedFlow, WarpOptions
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,22 @@ class ExtractConfig:
         """The batched torch flow function of this config (loads torch)."""
         return torch_flow_fn(self.tvl1_semantics, self.device, self.tvl1_params, self.compile)
 
+    def pairs_flow_fn(self) -> FlowFn:
+        """(prevs, nexts) (N, H, W) uint8 -> (N, H, W, 2) flows by this config's method, as
+        extraction computes them: the torch TV-L1 batched (`flow_fn`), OpenCV's TV-L1 or DIS
+        one pair at a time with one flow object (`tsn predict` flows only the pairs it needs)."""
+        if self.uses_torch:
+            return self.flow_fn()
+        if self.flow == "none" or self.warp:
+            raise ValueError(f"no pairwise flow for flow={self.flow!r}, warp={self.warp}")
+        flow_obj = make_flow(self.flow, self.opencv_tvl1)
+
+        def flow(prevs: np.ndarray, nexts: np.ndarray) -> np.ndarray:
+            return np.stack([compute_flow(flow_obj, p, n) for p, n in zip(prevs, nexts,
+                                                                            strict=True)])
+
+        return flow
+
 
 def video_id(path: str | os.PathLike) -> str:
     """Output folder name: the file name up to the first '.' (build_of.py)."""
@@ -155,8 +174,9 @@ def _extract_into(video: Path, tmp: Path, cfg: ExtractConfig) -> int:
                 _write_jpeg(tmp / f"img_{count:05d}.jpg", frame)
                 flow = compute_flow(flow_obj, prev, gray) if flow_obj is not None else None
             if flow is not None:
-                _write_jpeg(tmp / f"flow_x_{count:05d}.jpg", encode_flow(flow[..., 0], cfg.bound))
-                _write_jpeg(tmp / f"flow_y_{count:05d}.jpg", encode_flow(flow[..., 1], cfg.bound))
+                x, y = flow_jpegs(flow, cfg.bound)
+                (tmp / f"flow_x_{count:05d}.jpg").write_bytes(x)
+                (tmp / f"flow_y_{count:05d}.jpg").write_bytes(y)
         prev = gray
     if count == 0:
         raise ExtractError(f"{video}: only one frame decoded; flow needs at least two")
