@@ -19,7 +19,10 @@ import torch
 from tsn.config import ConfigError, Experiment, from_resolved
 from tsn.data.clips import SyntheticClips
 from tsn.data.dataset import TSNDataset, TSNTestDataset, default_scale_ratios, worker_init_fn
+from tsn.data.errors import DataError
+from tsn.data.layout import layout
 from tsn.data.sampling import val_offsets
+from tsn.data.splits import official_classes, read_ucf101_classes
 from tsn.data.video_list import VideoRecord, read_file_list
 from tsn.engine import checkpoint
 from tsn.errors import WeightsError
@@ -117,6 +120,29 @@ def build_test_dataset(records: list[VideoRecord], modality: str, protocol: Prot
     return TEST_SAMPLINGS[protocol.frame_sampling](
         records, modality, num_frames=protocol.num_frames, crops=protocol.num_crops,
         new_length=new_length or None, sources=sources)
+
+
+def class_names(exp: Experiment) -> tuple[str, ...] | None:
+    """The class names of `exp`'s labels, in label order, or None when they are not known.
+
+    The layout's split folder (`data.layout_root`, tsn/data/layout.py) holds them when the run
+    was trained from it (classInd.txt for UCF101 and synth); otherwise the dataset's official
+    list (tsn.data.splits.official_classes). A list whose length is not model.num_classes is
+    not the one the run was trained with: None.
+    """
+    d, n = exp.data, exp.model.num_classes
+    if d.dataset not in ("ucf101", "hmdb51", "synth"):
+        return None  # in-memory clips: no names
+    names = None
+    if d.layout_root and d.dataset != "hmdb51":
+        ind = layout(d.dataset, d.layout_root).splits / "classInd.txt"
+        if ind.is_file():
+            try:
+                names = read_ucf101_classes(ind.parent)
+            except DataError:
+                names = None
+    names = names or official_classes(d.dataset)
+    return tuple(names) if len(names) == n else None
 
 
 def load_trained(run_dir: str | Path, checkpoint_path: str | Path | None,

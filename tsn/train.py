@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from tsn import config as config_mod
 from tsn import report
-from tsn.build import build_dataset, build_model, select_device
+from tsn.build import build_dataset, build_model, class_names, select_device
 from tsn.config import Experiment
 from tsn.data import jpeg
 from tsn.engine import checkpoint, distributed, precision
@@ -216,7 +216,9 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
             "launcher": info.launcher, "torch": torch.__version__, "host": platform.node(),
             "effective_batch": exp.solver.batch_per_process * iter_size * world,
             "jpeg_decoder": jpeg.BACKEND, "clip_mode": exp.solver.clip_mode,
-            "grad_norm_of": _NORM_OF_TEXT[exp.solver.clip_mode], **provenance,
+            "grad_norm_of": _NORM_OF_TEXT[exp.solver.clip_mode],
+            # label -> class name (`tsn predict` prints them); None when unknown (clips)
+            "classes": class_names(exp), **provenance,
         })
         run.start_metrics(start_iter)
         log.info("run %s: %d iterations, iter_size %d x %d process(es) x batch %d",
