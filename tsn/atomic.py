@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from tsn.errors import OutputError
+
 PROBE_BYTES = 4096  # one page: a full file system refuses it, an empty file might still fit
 
 
@@ -84,20 +86,26 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def check_writable(folder: str | Path) -> Path:
     """Create `folder` (and parents) and write, fsync and remove a one-page probe file in it.
 
-    Raises the OSError of the first step that fails (read-only file system, disk full, no
-    permission), whose `filename` names the folder or the probe. Run before a long job whose
-    result would otherwise be lost at the final write.
+    Raises OutputError (`cannot write FOLDER: [Errno 30] Read-only file system`) when a step
+    fails: read-only file system, disk full, no permission. Run before a long job whose result
+    would otherwise be lost at the final write.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(b"\0" * PROBE_BYTES)
-            handle.flush()
-            os.fsync(handle.fileno())
-    finally:
-        Path(probe).unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"\0" * PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            Path(probe).unlink(missing_ok=True)
+    except FileExistsError as err:  # mkdir(exist_ok) over a file, or a file on the path
+        raise OutputError(f"cannot write {folder}: a file is in the way (not a folder)",
+                          err.errno) from None
+    except OSError as err:
+        raise OutputError(write_error(folder, err), err.errno) from None
     return folder
 
 

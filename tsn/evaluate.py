@@ -10,6 +10,12 @@ phase). The metric is mean class accuracy; overall top-1 is reported beside it.
 
 A long test resumes: finished videos are kept in `<out>.partial.npz` (rewritten atomically
 every minute and on an error), and a rerun of the same test skips them (`--restart` does not).
+
+Nothing runs on input that would waste the test (docs/reliability.md): before the first forward
+pass `test_run` checks that the output folder can be written and that every list entry has a
+label within the model's classes and its frames on disk (`check_test_list`, one error listing
+the bad entries). If the final score file still cannot be written, the scores are kept in the
+partial file when that can be written, so a rerun only writes the file.
 """
 
 from __future__ import annotations
@@ -27,16 +33,50 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tsn.atomic import check_writable, write_error
 from tsn.build import build_test_dataset, load_trained, select_device
 from tsn.config import to_dict
-from tsn.data.video_list import read_file_list
+from tsn.data.errors import DataError
+from tsn.data.video_list import count_frames, read_file_list
 from tsn.engine.optim import clip_mode_note
 from tsn.engine.precision import autocast, precision_note, set_float32_mode
+from tsn.errors import OutputError
 from tsn.metrics import confusion_matrix
 from tsn.report import git_commit, run_record, write_confusion_png
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
 
 log = logging.getLogger(__name__)
+MAX_LISTED = 8  # bad list entries named in one error message (the count says how many more)
+
+
+def check_test_list(records, list_file: str | Path, num_classes: int, modality: str) -> None:
+    """Check every entry of a test list before the first forward pass: its label within
+    [0, num_classes), its frame folder present, at least the listed number of the modality's
+    frames on disk (flow: as many x as y files; tsn.data.video_list.count_frames). One
+    DataError names the list, how many entries are bad and the first MAX_LISTED of them."""
+    problems = []
+    for r in records:
+        name = Path(r.path).name
+        if not 0 <= r.label < num_classes:
+            problems.append(f"{name}: label {r.label} outside 0..{num_classes - 1} (the model "
+                            f"has {num_classes} classes)")
+            continue
+        try:
+            found = count_frames(r.path, modality)
+        except DataError as err:  # folder missing, or flow x and y counts differ
+            problems.append(str(err))
+            continue
+        if found < r.num_frames:
+            problems.append(f"{name}: {found} {modality} frames in {r.path}, the list says "
+                            f"{r.num_frames}")
+    if problems:
+        more = len(problems) - MAX_LISTED
+        shown = "; ".join(problems[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+        raise DataError(
+            f"{list_file}: {len(problems)} of {len(records)} videos cannot be tested, nothing "
+            f"was run: {shown}. Labels are 0-based (classInd index - 1) and must fit the model; "
+            "rebuild the list with `tsn lists`, extract missing frames with `tsn extract`, or "
+            "fix --root")
 
 
 def snippet_forward(model: nn.Module):
@@ -222,9 +262,12 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
     Returns (scores, score file, the run's Experiment). An interrupted test resumes from
     `<out>.partial.npz` unless `restart`.
     """
+    out = Path(out or Path(run_dir) / "scores.npz")
+    check_writable(out.parent)  # before any work: the scores, the partial file, the PNG
     dev = select_device(device)
     model, exp, ckpt = load_trained(run_dir, checkpoint_path, dev)
     records = read_file_list(list_file, root=root)
+    check_test_list(records, list_file, exp.model.num_classes, exp.model.modality)
     protocol = Protocol(modality=exp.model.modality, num_frames=frames, num_crops=crops,
                         crop_agg=crop_agg, frame_sampling=sampling, weights=str(ckpt),
                         dataset=dataset or exp.data.dataset, split=split, commit=git_commit(),
@@ -235,7 +278,6 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
                                "clip_mode": exp.solver.clip_mode})
     test_set = build_test_dataset(records, exp.model.modality, protocol, exp.model.new_length)
     ids = [Path(r.path).name for r in records]
-    out = Path(out or Path(run_dir) / "scores.npz")
     partial = partial_path(out)
     if restart:
         partial.unlink(missing_ok=True)
@@ -243,9 +285,29 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
     vs = evaluate(model, test_set, ids, dev, protocol, batch, workers, keep_full,
                   progress=progress, partial=partial, save_every_s=save_every_s,
                   precision=precision)
-    save_scores(out, vs)
+    try:
+        save_scores(out, vs)
+    except OSError as err:
+        raise _scores_not_saved(out, partial, vs, protocol, keep_full, err) from None
     partial.unlink(missing_ok=True)  # the final file holds everything now
     cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
     write_confusion_png(out.with_suffix(".confusion.png"), cm,
                         f"{exp.model.modality} {protocol.label}")
     return vs, out, exp
+
+
+def _scores_not_saved(out: Path, partial: Path, vs: VideoScores, protocol: Protocol,
+                      keep_full: bool, err: OSError) -> OutputError:
+    """The error for a score file that could not be written after the whole test ran: the
+    scores go to the partial file (the resume point) when it can be written, so the rerun
+    of the same command only writes the file."""
+    fingerprint = _fingerprint(vs.video_ids, protocol, keep_full)
+    try:
+        save_scores(partial, dataclasses.replace(
+            vs, protocol=dataclasses.replace(protocol, extra={"partial_of": fingerprint})))
+        kept = (f"the scores of all {len(vs.video_ids)} videos are kept in {partial}: make "
+                "room or fix the folder and rerun the same command (nothing is recomputed)")
+    except OSError:
+        kept = (f"the scores could not be kept in {partial} either; videos already saved "
+                "there are skipped by a rerun")
+    return OutputError(f"{write_error(out, err)}; {kept}", err.errno)

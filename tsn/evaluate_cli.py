@@ -1,6 +1,8 @@
 """`tsn test RUN_DIR --list LIST`: the 25 x 10 test of a trained run (tsn.evaluate).
 
-Exit codes: 0 done, 2 bad input (missing run, list or checkpoint; a list of another protocol).
+Exit codes: 0 done, 2 bad input (missing run, list or checkpoint; a list entry the model cannot
+test, found before the first forward pass; an output folder that cannot be written), 130
+interrupted (the finished videos are kept in `<out>.partial.npz`; rerun to resume; tsn.cli).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch, workers=args.workers, device=args.device,
             keep_full=args.keep_full, dataset=args.dataset, split=args.split,
             precision=args.precision, save_every_s=args.save_every_s, restart=args.restart)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError) as err:  # FileNotFoundError, DataError, ...
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
     png = out.with_suffix(".confusion.png")

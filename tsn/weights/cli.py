@@ -117,9 +117,9 @@ def _eval(manifest, args) -> int:
     with _log_to(opts.out_dir / "reference_scores" / "eval_reference.log"):
         rows = evaluate_reference(manifest, opts, tuple(args.names))
     for row in rows:
-        measured = row.get("measured_mca")
-        print(f"{row['name']}: expected {row.get('expected_mca')} measured {measured} "
-              f"[{row['status']}]")
+        expected, measured = row.get("expected_mca"), row.get("measured_mca")
+        print(f"{row['name']}: expected {'-' if expected is None else f'{expected:.2f}'} "
+              f"measured {'-' if measured is None else f'{measured:.2f}'} [{row['status']}]")
     print(f"wrote {opts.out_dir / 'reference_models.csv'} and .md")
     return 0
 

@@ -7,7 +7,9 @@ the score file is kept; the manifest's `[[fusion]]` pairs are then fused (raw lo
 1:1.5). `results/reference_models.{csv,md}` list expected vs measured for every row, with the
 reason when a row could not run (weights not fetched, dataset not extracted). Finished rows are
 reused when their score file was made from the same weights (SHA-256) and protocol, so an
-interrupted run resumes where it stopped.
+interrupted run resumes where it stopped. When none of the asked models is fetched, or none
+could run, `NothingEvaluated` says why in one line and no table is written
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from tsn.build import build_test_dataset, reference_model, select_device
 from tsn.data.layout import layout
 from tsn.data.video_list import read_file_list
 from tsn.engine.precision import set_float32_mode
-from tsn.evaluate import evaluate, partial_path
+from tsn.errors import WeightsError
+from tsn.evaluate import check_test_list, evaluate, partial_path
 from tsn.fusion import fuse
 from tsn.metrics import mean_class_accuracy, video_top1
 from tsn.report import git_commit, run_record, write_csv, write_markdown
@@ -31,8 +34,14 @@ from tsn.weights.fetch import convert, converted_path, download_path
 from tsn.weights.manifest import Manifest, WeightEntry
 
 log = logging.getLogger(__name__)
+MAX_NAMED = 3  # models named in a one-line error (the count says how many more)
 COLUMNS = ("name", "dataset", "split", "modality", "expected_mca", "measured_mca", "delta",
            "top1", "videos", "protocol", "status", "expected_source")
+
+
+class NothingEvaluated(WeightsError):
+    """No asked reference model could be evaluated (weights not fetched, data not prepared);
+    no table is written."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
         set_float32_mode("fp32")  # the release's float32 (PyTorch defaults to TF32 convs)
         model = reference_model(weights, entry.modality, device)
         records = read_file_list(listing, num_classes=entry.num_classes)
+        check_test_list(records, listing, entry.num_classes, entry.modality)
         dataset = build_test_dataset(records, entry.modality, protocol, None)
         ids = [Path(r.path).name for r in records]
         partial = partial_path(score_file)  # resumes an interrupted evaluation
@@ -135,11 +145,23 @@ def evaluate_reference(manifest: Manifest, opts: EvalOptions,
     """Evaluate the reference models (all, or `names`), fuse, write the csv + md tables."""
     entries = [manifest.get(n) for n in names] if names else [
         e for e in manifest.models if e.kind == "reference"]
+    fetched = [e for e in entries if converted_path(e, opts.weights_dir).is_file()
+               or download_path(e, opts.weights_dir).is_file()]
+    if not fetched:
+        raise NothingEvaluated(
+            f"none of the {len(entries)} reference model(s) is fetched under "
+            f"{opts.weights_dir} ({_named([e.name for e in entries])}): run `make weights "
+            "WEIGHTS=reference` (all) or `tsn weights fetch NAME`; nothing was evaluated")
     rows = []
     for entry in entries:
         log.info("%s ...", entry.name)
         rows.append(evaluate_entry(entry, opts))
         log.info("%s: %s", entry.name, rows[-1]["status"])
+    if not any(r.get("measured_mca") is not None for r in rows):
+        reasons = "; ".join(f"{r['name']}: {r['status']}" for r in rows[:MAX_NAMED])
+        raise NothingEvaluated(f"nothing was evaluated, no table written: {reasons}"
+                               + (f"; and {len(rows) - MAX_NAMED} more" if len(rows) > MAX_NAMED
+                                  else ""))
     rows += fuse_rows(dataclasses.replace(manifest, fusions=tuple(
         f for f in manifest.fusions if all(m in {e.name for e in entries} for m in f.members))),
         opts)
@@ -151,3 +173,9 @@ def evaluate_reference(manifest: Manifest, opts: EvalOptions,
     write_markdown(opts.out_dir / "reference_models.md", "Released TSN reference models",
                    rows, COLUMNS, notes, run_record())
     return rows
+
+
+def _named(names: list[str]) -> str:
+    """The first MAX_NAMED names, and how many more."""
+    more = len(names) - MAX_NAMED
+    return ", ".join(names[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
