@@ -12,6 +12,9 @@ non-finite loss or gradient stops the run before the update, with the last good 
 Checkpoints every `checkpoint_every` iterations and at the end; `resume=True` continues from the
 newest one with model, momentum, RNG and data position, so a killed-and-resumed run ends with the
 same weights as an uninterrupted one (deterministic CPU mode; tests/test_engine_resume.py).
+SIGINT / SIGTERM finish the iteration, write its checkpoint on every rank's agreement and raise
+TrainingInterrupted (tsn/engine/interrupt.py, as Caffe's `-sigint_effect`), so an interrupted
+run loses no iteration.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ from tsn.build import build_dataset, build_model, class_names, select_device
 from tsn.config import Experiment
 from tsn.data import jpeg
 from tsn.engine import checkpoint, distributed, precision
+from tsn.engine.interrupt import StopRequest, TrainingInterrupted
 from tsn.engine.optim import CaffeSGD, param_specs
 from tsn.engine.runlog import RunFolder
 from tsn.engine.schedule import lr_at
@@ -136,18 +141,20 @@ def _check_resumable(saved: dict, exp: Experiment, world: int, path: Path) -> No
 
 
 def train(exp: Experiment, resume: bool = False, run_dir: Path | None = None) -> TrainResult:
-    """Run (or resume) the experiment; returns where it ended. Raises on non-finite loss."""
+    """Run (or resume) the experiment; returns where it ended. Raises on non-finite loss, and
+    TrainingInterrupted after the checkpoint of the iteration a SIGINT / SIGTERM stopped."""
     set_determinism(exp)
     info = distributed.detect()
     device = select_device(exp.device, info.local_rank)
-    info = distributed.init(device, exp.dist_timeout_s)
-    try:
-        return _train(exp, resume, run_dir, info, device)
-    finally:
-        distributed.shutdown()
+    with StopRequest() as stop:
+        info = distributed.init(device, exp.dist_timeout_s)
+        try:
+            return _train(exp, resume, run_dir, info, device, stop)
+        finally:
+            distributed.shutdown()
 
 
-def _train(exp, resume, run_dir, info, device) -> TrainResult:
+def _train(exp, resume, run_dir, info, device, stop: StopRequest) -> TrainResult:
     world = info.world_size
     iter_size = exp.solver.iter_size_for(world)
     run = RunFolder(Path(run_dir) if run_dir else Path(exp.run_root) / exp.name)
@@ -164,7 +171,7 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
         run.attach_log()
     distributed.barrier()
     try:
-        return _setup_and_loop(exp, resume, found, run, info, device, iter_size)
+        return _setup_and_loop(exp, resume, found, run, info, device, iter_size, stop)
     finally:
         if info.is_main:
             if run.metrics.exists():
@@ -175,7 +182,8 @@ def _train(exp, resume, run_dir, info, device) -> TrainResult:
             run.detach_log()
 
 
-def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainResult:
+def _setup_and_loop(exp, resume, found, run, info, device, iter_size,
+                    stop: StopRequest) -> TrainResult:
     world, rank = info.world_size, info.rank
     torch.manual_seed(exp.seed)  # same init on every rank (then rank 0's is broadcast anyway)
     model, init_record = build_model(exp)
@@ -251,8 +259,10 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
             seen += y.numel()
         distributed.average_gradients(s.tensor for s in specs)
         norm = float(opt.global_norm())
-        loss_value, acc = distributed.mean_scalars(
-            [float(torch.stack(losses).mean()), float(correct) / seen], device
+        # a stop request rides on the loss all-reduce: every rank stops after this iteration
+        loss_value, acc, stop_vote = distributed.mean_scalars(
+            [float(torch.stack(losses).mean()), float(correct) / seen, float(stop.signum)],
+            device,
         )
         if not (torch.isfinite(torch.tensor([loss_value, norm])).all()):
             msg = (
@@ -283,11 +293,19 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size) -> TrainRe
                          loss_value, acc)
             bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:g}")
         done = it + 1
-        if done % exp.checkpoint_every == 0 or done == exp.solver.max_iter:
+        if (done % exp.checkpoint_every == 0 or done == exp.solver.max_iter
+                or stop_vote > 0):
             state = _snapshot_state(exp, model, opt, stream, device)  # collective: all ranks
             if info.is_main:
                 last_ckpt = checkpoint.save(run.checkpoints, done, state, exp.keep_checkpoints)
             distributed.barrier()
+        if stop_vote > 0:  # a rank without a signal of its own stops as for SIGTERM
+            bar.close()
+            if info.is_main:
+                log.info("stopped on a signal after iteration %d; checkpoint %s", done - 1,
+                         last_ckpt)
+            raise TrainingInterrupted(done, last_ckpt, stop.signum or signal.SIGTERM,
+                                      info.is_main)
     bar.close()
     if due(exp.solver.max_iter) and start_iter < exp.solver.max_iter:
         _validate(exp, model, val, device, exp.solver.max_iter, run, info.is_main)  # final test
