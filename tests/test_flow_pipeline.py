@@ -34,7 +34,7 @@ from tsn.flow.extract import (
     shard_videos,
 )
 from tsn.flow.pipeline import run_pipeline
-from tsn.flow.settings import SETTINGS_FILE, read_settings, record_settings
+from tsn.flow.settings import SETTINGS_FILE, SettingsMismatch, read_settings, record_settings
 from tsn.flow.warp import WarpedFlow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,15 +223,15 @@ def test_a_batch_that_fails_fails_only_its_broken_video(videos, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(LENGTHS)
 
 
-def test_settings_record_is_kept_and_a_different_run_is_warned_about(tmp_path, caplog):
+def test_settings_record_is_kept_and_a_different_run_is_refused(tmp_path):
     first = record_settings(tmp_path, ExtractConfig(flow="dis"))
     text = (tmp_path / SETTINGS_FILE).read_text()
     assert json.loads(text) == first and first["settings"]["implementation"] == "cv2.DISOpticalFlow"
     assert {"commit", "versions", "hardware", "device", "batch"} <= set(first["provenance"])
     assert record_settings(tmp_path, ExtractConfig(flow="dis")) == first
-    with caplog.at_level("WARNING"):
+    with pytest.raises(SettingsMismatch, match=r"flow 'dis' -> 'dis_fast'; params differs; "
+                                               r"width 340 -> 170"):
         record_settings(tmp_path, ExtractConfig(flow="dis_fast", width=170))
-    assert "params, width differ" in caplog.text
     assert (tmp_path / SETTINGS_FILE).read_text() == text
 
 

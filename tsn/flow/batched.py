@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ from tsn.flow.encode import BOUND, encode_flow
 from tsn.flow.warp import PairCues, WarpCues, WarpOptions, warp_with_flow
 
 JPEG_QUALITY = 95  # OpenCV imencode default, what dense_flow wrote
+# A video that decodes fewer frames than its container declares (cv2.CAP_PROP_FRAME_COUNT) is
+# truncated or damaged and fails, unless --allow-short; containers over-declare by a frame or
+# two, so a shortfall of max(SHORT_TOLERANCE_FRAMES, SHORT_TOLERANCE_FRACTION x declared)
+# frames is accepted (docs/data.md "Extraction").
+SHORT_TOLERANCE_FRAMES = 2
+SHORT_TOLERANCE_FRACTION = 0.01
 
 
 class ExtractError(RuntimeError):
@@ -40,6 +47,7 @@ class FrameSpec:
     warp: bool = False  # warped flow: native size, no img_ files, cues per pair
     warp_options: WarpOptions = WarpOptions()
     bound: float = BOUND
+    allow_short: bool = False  # extract what decodes even when frames are missing (read_frames)
 
 
 @dataclass
@@ -57,11 +65,20 @@ class Chunk:
         return len(self.frames) - 1
 
 
-def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Yield the decoded BGR frames of a video; raise ExtractError if none can be read."""
+def short_tolerance(declared: int) -> int:
+    """Missing frames accepted for a video whose container declares `declared` frames."""
+    return max(SHORT_TOLERANCE_FRAMES, int(declared * SHORT_TOLERANCE_FRACTION))
+
+
+def read_frames(path: str | os.PathLike, allow_short: bool = False) -> Iterator[np.ndarray]:
+    """Yield the decoded BGR frames of a video; raise ExtractError if none can be read, or,
+    once decoding stops, if more than `short_tolerance` of the frames the container declares
+    are missing (a truncated or damaged file) unless `allow_short`. A container that declares
+    no count (0 or less) is not checked."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ExtractError(f"{path}: cannot open video (unsupported codec or not a video)")
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     n = 0
     try:
         while True:
@@ -74,6 +91,11 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
         cap.release()
     if n == 0:
         raise ExtractError(f"{path}: no decodable frames")
+    if not allow_short and declared > 0 and n < declared - short_tolerance(declared):
+        raise ExtractError(
+            f"{path}: only {n} of the {declared} frames its container declares decode (a "
+            f"truncated or damaged file; up to {short_tolerance(declared)} missing frames are "
+            f"tolerated); re-download it, or pass --allow-short to extract the {n} frames")
 
 
 def prepare_frame(frame: np.ndarray, spec: FrameSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +110,7 @@ def prepare_frame(frame: np.ndarray, spec: FrameSpec) -> tuple[np.ndarray, np.nd
 def prepared_frames(video: str | os.PathLike, spec: FrameSpec):
     """Yield (BGR frame as written to img_, grey frame for flow) of every frame, dense_flow's
     way (`prepare_frame`)."""
-    for frame in read_frames(video):
+    for frame in read_frames(video, spec.allow_short):
         yield prepare_frame(frame, spec)
 
 
@@ -98,7 +120,7 @@ def selected_frames(video: str | os.PathLike, spec: FrameSpec, wanted: set[int],
     prepared as `prepared_frames` prepares every frame (`tsn predict` keeps only the frames
     its snippets need). `progress(n)` is called once per decoded frame."""
     last = max(wanted, default=-1)
-    for index, frame in enumerate(read_frames(video)):
+    for index, frame in enumerate(read_frames(video, spec.allow_short)):
         if progress is not None:
             progress(1)
         if index in wanted:
@@ -125,6 +147,13 @@ def flow_jpegs(flow: np.ndarray, bound: float = BOUND) -> tuple[bytes, bytes]:
     common.cpp), exactly what `write_flows` writes."""
     return (encode_jpeg(encode_flow(flow[..., 0], bound), "flow x"),
             encode_jpeg(encode_flow(flow[..., 1], bound), "flow y"))
+
+
+def ignore_sigint() -> None:
+    """In a worker process (pool worker, decoder, writer): leave Ctrl-C to the main process,
+    which stops the workers (a Ctrl-C reaches the whole process group, and each worker would
+    print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def fresh_partial(tmp: Path) -> None:

@@ -2,6 +2,10 @@
 
 Under `mpirun -np N` or `torchrun --nproc_per_node N` every rank extracts every N-th video of
 the sorted list (on cuda:<local rank> with `--device cuda`); ranks need no process group.
+
+Exit codes: 0 done (or everything already done), 1 some videos failed (listed in
+`<out>/extract_failures.log`) or no video found, 2 bad usage, an output root that cannot be
+written, or one made with other settings (`--force`), 130 / 143 interrupted (tsn.cli).
 """
 
 from __future__ import annotations
@@ -53,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes: on the CPU, one video each (one thread each); torch "
                              "backend on cuda: decoders, and as many JPEG writers")
     parser.add_argument("--ext", default="avi,mp4", help="video extensions to look for")
+    parser.add_argument("--force", action="store_true",
+                        help="the output root was made with other settings: delete the "
+                             "finished folders of these videos and redo them with these "
+                             "(without it such a rerun is refused)")
+    parser.add_argument("--allow-short", action="store_true",
+                        help="extract what decodes of a video that decodes fewer frames than "
+                             "its container declares (default: a logged failure; a few "
+                             "missing frames are tolerated, docs/data.md)")
 
 
 def resolve_device(device: str, local_rank: int) -> str:
@@ -86,11 +98,13 @@ def build_config(args: argparse.Namespace, local_rank: int = 0):
                          level=args.level, tvl1_backend=args.tvl1_backend,
                          tvl1_semantics=args.tvl1_semantics,
                          device=resolve_device(args.device, local_rank), batch=args.batch,
-                         compile=args.compile, warp_options=warp_opts)
+                         compile=args.compile, warp_options=warp_opts,
+                         allow_short=getattr(args, "allow_short", False))
 
 
 def run(args: argparse.Namespace) -> int:
     """Extract; exit status 1 when some videos failed (see the failure log), 2 on bad usage."""
+    from tsn.atomic import check_writable
     from tsn.engine.distributed import detect
     from tsn.flow.extract import ExtractError, extract_all, find_videos
 
@@ -108,18 +122,26 @@ def run(args: argparse.Namespace) -> int:
     exts = tuple("." + e.strip(".").lower() for e in args.ext.split(","))
     videos = find_videos(args.src, exts)
     if not videos:
-        print(f"no {args.ext} videos under {args.src}")
+        where = "" if Path(args.src).exists() else " (it does not exist)"
+        print(f"tsn extract: error: no {args.ext} videos under {args.src}{where}; nothing was "
+              "done (--ext names other extensions)", file=sys.stderr)
         return 1
     try:
+        check_writable(args.out)  # before any video: a read-only or full output fails now
         stats = extract_all(videos, args.out, cfg, workers=args.workers, rank=info.rank,
-                            world=info.world_size)
+                            world=info.world_size, force=args.force)
     except (ExtractError, OSError) as err:
-        print(f"tsn extract: {err}", file=sys.stderr)
+        print(f"tsn extract: error: {err}", file=sys.stderr)
         return 2
     who = "" if info.world_size == 1 else f"rank {info.rank}/{info.world_size}: "
     print(f"{who}extracted {stats['done']}, skipped {stats['skipped']} (already done), "
           f"failed {stats['failed']}")
     if stats["failed"]:
-        print(f"failures listed in {Path(args.out) / FAILURE_LOG}")
+        log_path = Path(args.out) / FAILURE_LOG
+        if stats.get("unlogged"):
+            print(f"{who}{stats['unlogged']} of the {stats['failed']} failures could not be "
+                  f"written to {log_path}: the warnings above name them", file=sys.stderr)
+        else:
+            print(f"failures listed in {log_path}")
         return 1
     return 0

@@ -20,6 +20,12 @@ Atomic per video: everything goes to `<dst>.partial/` and is renamed to `<dst>` 
 so an existing `<dst>` means finished (skipped on rerun) and a leftover `.partial` is redone.
 Under mpirun or torchrun each rank takes every world-th video of the sorted list
 (`shard_videos`), so ranks never share a video and a rerun of the same launch resumes.
+
+One root, one set of settings (tsn/flow/settings.py): a rerun with other settings is refused by
+every rank before any video; `force=True` (`--force`) makes rank 0 delete the finished folders
+of the listed videos and record the new settings (the other ranks wait for that record), so a
+kill at any point leaves either the old record (a rerun is refused again) or no old folder.
+A video that decodes short of its declared frame count fails (tsn/flow/batched.py read_frames).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since t
     FrameSpec,
     extract_into,
     flow_jpegs,
+    ignore_sigint,
     prepared_frames,
     read_frames,  # noqa: F401
     torch_flow_fn,
@@ -78,6 +85,8 @@ class ExtractConfig:
     tvl1_params: object = None  # torch backend: tsn.flow.tvl1.TVL1Params (None = 2.4 defaults)
     opencv_tvl1: OpenCVTVL1Params = OpenCVTVL1Params()  # opencv backend's settings
     warp_options: WarpOptions = WarpOptions()
+    # extract what decodes of a video short of its declared frame count (batched.read_frames)
+    allow_short: bool = False
 
     def __post_init__(self) -> None:
         if self.tvl1_backend not in BACKENDS:
@@ -102,7 +111,8 @@ class ExtractConfig:
     @property
     def frame_spec(self) -> FrameSpec:
         """The part of the config the decoder and writer processes need."""
-        return FrameSpec(self.width, self.height, self.warp, self.warp_options, self.bound)
+        return FrameSpec(self.width, self.height, self.warp, self.warp_options, self.bound,
+                         self.allow_short)
 
     def flow_fn(self):
         """The batched torch flow function of this config (loads torch)."""
@@ -200,7 +210,9 @@ def _work(job: tuple) -> tuple[str, int, str]:
         return str(video), -1, f"{type(err).__name__}: {err}"
 
 
+
 def _init_worker(threads: int) -> None:
+    ignore_sigint()
     # before torch loads in this (spawned) process: its OpenMP pool size, and threads that
     # sleep rather than spin between the TV-L1 iteration's many small operations
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -215,8 +227,9 @@ def shard_videos(videos: list[Path], rank: int = 0, world: int = 1) -> list[Path
     return sorted(videos)[rank::world]
 
 
-def _log_failure(log_path: Path, video: str, err: str) -> None:
+def _log_failure(log_path: Path, video: str, err: str) -> bool:
     """Append one line to the failure log; ranks may share it (one O_APPEND write per line).
+    Returns False when the log could not be written (the warning still names the video).
 
     A single write(2) on an O_APPEND descriptor lands whole on a local file system, so the
     ranks of an mpirun/torchrun launch append to the same log without interleaving (not
@@ -225,31 +238,88 @@ def _log_failure(log_path: Path, video: str, err: str) -> None:
     log.warning("extraction failed: %s", err)
     line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{video}\t{err}\n".encode()
     try:
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line)
         finally:
             os.close(fd)
     except OSError as log_err:  # full/read-only output: the warning above still says it
         log.error("cannot write %s: %s", log_path, log_err)
+        return False
+    return True
+
+
+FORCE_WAIT_S = 3600.0  # under --force, how long ranks > 0 wait for rank 0's new record
+
+
+def _settle_settings(videos: list[Path], out_root: Path, cfg: ExtractConfig, workers: int,
+                     rank: int, world: int, force: bool) -> None:
+    """Refuse other settings than the root's record (every rank, nothing extracted), or under
+    `force` replace them: rank 0 deletes the finished folders of all listed videos, then
+    records the new settings; the other ranks wait for that record before extracting."""
+    from tsn.flow.settings import (
+        check_settings,
+        flow_settings,
+        mismatch_error,
+        read_settings,
+        record_settings,
+    )
+
+    diffs = check_settings(out_root, cfg)
+    if not diffs:
+        if rank == 0:
+            record_settings(out_root, cfg, workers=workers, world=world)
+        return
+    finished = [output_dir(v, out_root, cfg.level) for v in videos]
+    finished = [d for d in finished if d.is_dir()]
+    if not force:
+        raise mismatch_error(out_root, diffs, len(finished))
+    if rank == 0:
+        log.warning("--force: deleting %d finished video folder(s) made with other settings "
+                    "(%s)", len(finished), "; ".join(diffs))
+        for folder in finished:
+            shutil.rmtree(folder)
+        record_settings(out_root, cfg, workers=workers, world=world, replace=True)
+        ours = {output_dir(v, out_root, cfg.level) for v in videos}
+        others = [p for p in _video_folders(out_root, cfg.level) if p not in ours]
+        if others:
+            log.warning("%d other folder(s) in %s (e.g. %s) are not among these videos and "
+                        "stay as the old settings made them: delete them or extract their "
+                        "videos with --force too", len(others), out_root, others[0].name)
+        return
+    want, deadline = flow_settings(cfg), time.monotonic() + FORCE_WAIT_S
+    log.info("rank %d: waiting for rank 0 to replace the settings of %s", rank, out_root)
+    while (read_settings(out_root) or {}).get("settings") != want:
+        if time.monotonic() > deadline:
+            raise ExtractError(f"rank {rank}: rank 0 did not record the new settings in "
+                               f"{out_root} within {FORCE_WAIT_S:.0f} s")
+        time.sleep(1.0)
+
+
+def _video_folders(out_root: Path, level: int) -> list[Path]:
+    """The finished video folders under an output root (not `.partial`, not files)."""
+    tops = [p for p in out_root.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
+    if level == 1:
+        return tops
+    return [p for t in tops for p in t.iterdir()
+            if p.is_dir() and not p.name.endswith(".partial")]
 
 
 def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractConfig,
                 workers: int = 1, progress: bool = True, rank: int = 0,
-                world: int = 1) -> dict[str, int]:
+                world: int = 1, force: bool = False) -> dict[str, int]:
     """Extract every video of this rank's share not yet done; failures go to the failure log.
 
-    Returns counts: done (this run), skipped (already finished), failed. Rank 0 records the
-    settings in `<out>/extract_settings.json` (tsn/flow/settings.py) before extracting.
+    Returns counts: done (this run), skipped (already finished), failed, and unlogged (the
+    failures the log could not hold) when there are any. Rank 0 records the settings in
+    `<out>/extract_settings.json` (tsn/flow/settings.py) before extracting; a root made with
+    other settings raises SettingsMismatch on every rank unless `force` (`_settle_settings`).
     """
     from tqdm import tqdm
 
-    from tsn.flow.settings import record_settings
-
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        record_settings(out_root, cfg, workers=workers, world=world)
+    _settle_settings(videos, out_root, cfg, workers, rank, world, force)
     jobs, skipped = [], 0
     for v in shard_videos(videos, rank, world):
         dst = output_dir(v, out_root, cfg.level)
@@ -265,7 +335,8 @@ def extract_all(videos: list[Path], out_root: str | os.PathLike, cfg: ExtractCon
 
     def failed(video: str, err: str) -> None:
         stats["failed"] += 1
-        _log_failure(log_path, video, err)
+        if not _log_failure(log_path, video, err):
+            stats["unlogged"] = stats.get("unlogged", 0) + 1
 
     desc = "extract" if world == 1 else f"extract rank {rank}/{world}"
     bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)

@@ -41,10 +41,13 @@ from tsn.flow.batched import (
     chunk_flows,
     decode_chunks,
     fresh_partial,
+    ignore_sigint,
     write_flows,
 )
 
 log = logging.getLogger(__name__)
+
+
 
 POLL_S = 0.5  # how often blocked queue calls look at their peers
 
@@ -67,6 +70,7 @@ def _put(q, item) -> bool:
 
 def _decoder(worker: int, jobs, frames_q, spec: FrameSpec, pairs: int) -> None:
     """Decoder process: (index, video, tmp) jobs -> start / chunk / end / fail messages."""
+    ignore_sigint()  # Ctrl-C is the main process's to handle: it stops this one
     cv2.setNumThreads(1)  # one OpenCV thread per process: the processes share the cores
     while True:
         job = jobs.get()
@@ -92,6 +96,7 @@ def _decoder(worker: int, jobs, frames_q, spec: FrameSpec, pairs: int) -> None:
 
 def _writer(writes, acks, bound: float) -> None:
     """Writer process: (index, tmp, k0, flows) -> flow JPEGs, acked as written / fail."""
+    ignore_sigint()
     cv2.setNumThreads(1)
     while True:
         try:

@@ -11,8 +11,10 @@ The record has two parts:
   bits of the torch TV-L1, tsn/flow/tvl1.py).
 
 The first run into a root writes the record (atomically, tsn/atomic.py); a rerun with equal
-settings leaves it as it is, and a rerun with different settings is warned about (the outputs
-of the two runs are then mixed in one root).
+settings leaves it as it is, and a rerun with different settings is refused (SettingsMismatch,
+naming the differing keys), on every rank, before any video: one root never mixes methods or
+sizes. `tsn extract --force` replaces the record after deleting the finished folders of the
+run's videos, which are then redone (tsn/flow/extract.py; docs/data.md).
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ import cv2
 import numpy as np
 
 from tsn.atomic import atomic_write_text
+from tsn.flow.batched import ExtractError
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "extract_settings.json"
 RECORD_FORMAT = 1
+MAX_KEYS = 4  # differing keys named in the refusal (the count says how many more)
+
+
+class SettingsMismatch(ExtractError):
+    """The output root was made with other settings; nothing was extracted."""
 
 
 def flow_settings(cfg) -> dict:
@@ -77,30 +85,64 @@ def provenance(cfg, workers: int, world: int) -> dict:
     rec.update({"device": cfg.device if cfg.flow == "tvl1" and cfg.tvl1_backend == "torch"
                 else "cpu", "batch": cfg.batch if cfg.flow == "tvl1" else 1,
                 "workers": workers, "ranks": world,
-                "compile": bool(getattr(cfg, "compile", False))})
+                "compile": bool(getattr(cfg, "compile", False)),
+                "allow_short": bool(getattr(cfg, "allow_short", False))})
     return rec
 
 
-def record_settings(out_root: str | Path, cfg, workers: int = 1, world: int = 1) -> dict:
-    """Write `<out_root>/extract_settings.json` unless an equal one is there; returns it.
+def differences(old: dict, new: dict) -> list[str]:
+    """The keys whose values differ, as `key old -> new` (`key differs` for nested values)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        plain = not isinstance(a, (dict, list)) and not isinstance(b, (dict, list))
+        out.append(f"{key} {a!r} -> {b!r}" if plain else f"{key} differs")
+    return out
 
-    A record with different settings is kept and a warning names the differing keys.
-    """
+
+def check_settings(out_root: str | Path, cfg) -> list[str]:
+    """What differs between the root's record and `cfg` (`differences`); [] when the root has
+    no record or an equal one. An unreadable record counts as different."""
+    path = Path(out_root) / SETTINGS_FILE
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))["settings"]
+        if not isinstance(old, dict):
+            raise ValueError("no settings table")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [f"the record is unreadable ({err})"]
+    return differences(old, flow_settings(cfg))
+
+
+def mismatch_error(out_root: str | Path, diffs: list[str], finished: int) -> SettingsMismatch:
+    """The refusal: the differing keys, and the two ways on."""
+    more = len(diffs) - MAX_KEYS
+    shown = "; ".join(diffs[:MAX_KEYS]) + (f"; and {more} more" if more > 0 else "")
+    return SettingsMismatch(
+        f"{Path(out_root) / SETTINGS_FILE}: this folder was made with other settings "
+        f"(recorded -> now: {shown}); nothing was extracted. Extract into another --out, or "
+        f"pass --force to delete the {finished} finished video folder(s) of these videos and "
+        "redo them with the new settings")
+
+
+def record_settings(out_root: str | Path, cfg, workers: int = 1, world: int = 1,
+                    replace: bool = False) -> dict:
+    """Write `<out_root>/extract_settings.json` unless an equal one is there (or `replace`,
+    after `--force` removed the outputs of the old settings); returns the record. Call
+    `check_settings` first: a different record is not overwritten here without `replace`."""
     path = Path(out_root) / SETTINGS_FILE
     settings = flow_settings(cfg)
-    if path.is_file():
+    if path.is_file() and not replace:
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            log.warning("%s unreadable (%s): writing it again", path, err)
-        else:
-            if old.get("settings") == settings:
-                return old
-            keys = sorted(k for k in set(settings) | set(old.get("settings") or {})
-                          if settings.get(k) != (old.get("settings") or {}).get(k))
-            log.warning("%s was made with other settings (%s differ): this run's outputs will "
-                        "be mixed with the earlier ones in one folder", path, ", ".join(keys))
+            raise ExtractError(f"{path}: unreadable record ({err})") from None
+        if old.get("settings") == settings:
             return old
+        raise mismatch_error(out_root, differences(old.get("settings") or {}, settings), 0)
     record = {"record": "tsn extract settings", "format": RECORD_FORMAT, "settings": settings,
               "provenance": provenance(cfg, workers, world)}
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
