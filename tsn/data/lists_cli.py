@@ -8,6 +8,7 @@ modality's frames and the lists folder of `<root>/<dataset>/`; `--splits-dir`, `
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tsn.data.errors import DataError
 from tsn.data.layout import DEFAULT_ROOT, layout
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the lists; a bad split file or missing video is one error message, status 1."""
+    """Write the lists, all or none: a bad split file or missing video is one error message
+    and status 1, an output folder that cannot be written status 2; no list is written then."""
     where = layout(args.dataset, args.root)
     try:
         frames = args.frames or {m: where.frames(m) for m in args.modality}
@@ -41,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
                             args.out or where.lists, args.split, args.modality,
                             args.hmdb_class_order)
     except (DataError, ValueError) as err:
-        print(f"error: {err}")
+        print(f"tsn lists: error: {err}; no list written", file=sys.stderr)
         return 1
+    except OSError as err:  # read-only or full output folder (tsn.errors.OutputError)
+        print(f"tsn lists: error: {err}; no list written", file=sys.stderr)
+        return 2
     for p in paths:
         print(p)
     return 0

@@ -131,15 +131,29 @@ def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
 
 
 def write_video(path: Path, frames: list[np.ndarray], codec: str) -> None:
-    """Encode frames to `path` atomically (tmp file + os.replace)."""
+    """Encode frames to `path` atomically (tmp file + os.replace). The file is read back
+    first: cv2.VideoWriter drops a failed write (a disk that fills up) without a word, and a
+    short video must not take the place of a whole one."""
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), FPS, (WIDTH, HEIGHT))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot encode FourCC {codec!r}; use XVID or MJPG")
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    os.replace(tmp, path)
+    try:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), FPS, (WIDTH, HEIGHT))
+        if not writer.isOpened():
+            raise RuntimeError(f"{path}: OpenCV cannot encode FourCC {codec!r}; use XVID or "
+                               "MJPG")
+        for f in frames:
+            writer.write(f)
+        writer.release()
+        cap = cv2.VideoCapture(str(tmp))
+        decoded = 0
+        while cap.read()[0]:
+            decoded += 1
+        cap.release()
+        if decoded != len(frames):
+            raise RuntimeError(f"{path}: {decoded} of the {len(frames)} encoded frames read "
+                               "back (is the disk full?); nothing was kept")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
