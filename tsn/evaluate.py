@@ -11,6 +11,14 @@ phase). The metric is mean class accuracy; overall top-1 is reported beside it.
 A long test resumes: finished videos are kept in `<out>.partial.npz` (rewritten atomically
 every minute and on an error), and a rerun of the same test skips them (`--restart` does not).
 
+Under mpirun or torchrun the ranks share the videos (tsn.engine.distributed, gloo on the CPU,
+NCCL on GPUs): rank r scores every world-th of the videos not yet scored, from the r-th, and
+keeps its own resume point `<out>.partial.rank<r>.npz`; rank 0 gathers the scores and writes
+the score file in list order. A video's views are never batched with another video's (and BN
+uses its stored statistics), so its scores do not depend on the rank that computes them: the
+file equals the one-process file. A rerun, with any number of ranks, resumes from every
+partial file there is.
+
 Nothing runs on input that would waste the test (docs/reliability.md): before the first forward
 pass `test_run` checks that the output folder can be written and that every list entry has a
 label within the model's classes and its frames on disk (`check_test_list`, one error listing
@@ -26,6 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +47,7 @@ from tsn.build import build_test_dataset, load_trained, select_device
 from tsn.config import to_dict
 from tsn.data.errors import DataError
 from tsn.data.video_list import count_frames, read_file_list
+from tsn.engine import distributed
 from tsn.engine.optim import clip_mode_note
 from tsn.engine.precision import autocast, precision_note, set_float32_mode
 from tsn.errors import OutputError
@@ -170,6 +180,20 @@ def _save_partial(path: Path, done: dict, video_ids: Sequence[str], protocol: Pr
     save_scores(path, vs)
 
 
+def partial_files(partial: str | Path) -> list[Path]:
+    """The resume points of a test: `<out>.partial.npz` and the ranks' `.partial.rank<r>.npz`
+    (those that exist)."""
+    partial = Path(partial)
+    ranks = sorted(partial.parent.glob(f"{partial.stem}.rank*{partial.suffix}"))
+    return [p for p in [partial, *ranks] if p.is_file()]
+
+
+def _rank_partial(partial: Path, rank: int, world: int) -> Path:
+    """Where this rank keeps its finished videos: the partial file itself in one process."""
+    return partial if world == 1 else partial.with_name(f"{partial.stem}.rank{rank}"
+                                                        f"{partial.suffix}")
+
+
 def _load_partial(path: Path, video_ids: Sequence[str], fingerprint: str) -> dict:
     vs = load_scores(path)
     if vs.protocol.extra.get("partial_of") != fingerprint:
@@ -185,7 +209,8 @@ def _load_partial(path: Path, video_ids: Sequence[str], fingerprint: str) -> dic
 def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.device,
              protocol: Protocol, batch_snippets: int = 50, num_workers: int = 0,
              keep_full: bool = False, progress: bool = True, partial: str | Path | None = None,
-             save_every_s: float = 60.0, precision: str = "fp32") -> VideoScores:
+             save_every_s: float = 60.0, precision: str = "fp32",
+             split_over_ranks: bool = False) -> VideoScores | None:
     """Per-video averaged raw logits of `model` over `dataset` (one item per video).
 
     `dataset[i]` is `(views (frames*crops, L*C, H, W), label)`, frame-major crop-minor, as
@@ -199,6 +224,11 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
 
     `precision` (tsn.engine.precision): "fp32" is the release's float32 (the caller sets the
     process-wide float32 mode, see `run`); "bf16" runs the forward under autocast.
+
+    `split_over_ranks` (in a process group, tsn.engine.distributed): this rank scores every
+    world-th remaining video and keeps them in `<partial stem>.rank<r>.npz`; rank 0 returns
+    the scores of every video, the other ranks None. Partial files of every rank (and of a
+    one-process run) are resumed, whatever the number of ranks that wrote them.
     """
     if len(video_ids) != len(dataset):
         raise ValueError(f"{len(video_ids)} video ids for a dataset of {len(dataset)} videos")
@@ -206,15 +236,22 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
     model.eval()  # TEST phase: stored BN statistics, no dropout
     forward = snippet_forward(model)
     fingerprint = _fingerprint(video_ids, protocol, keep_full)
+    rank, world = ((distributed.rank(), distributed.world_size()) if split_over_ranks
+                   else (0, 1))
     partial = Path(partial) if partial is not None else None
     done: dict[int, tuple] = {}  # video index -> (label, scores (C,), full or None)
-    if partial is not None and partial.exists():
-        done = _load_partial(partial, video_ids, fingerprint)
-        log.info("resuming from %s: %d of %d videos already scored", partial, len(done),
+    for path in partial_files(partial) if partial is not None else []:
+        done.update(_load_partial(path, video_ids, fingerprint))
+        log.info("resuming from %s: %d of %d videos already scored", path, len(done),
                  len(video_ids))
-    todo = [i for i in range(len(dataset)) if i not in done]
-    bar = tqdm(total=len(dataset), initial=len(done), desc="test", disable=not progress,
-               unit="video")
+    todo = [i for i in range(len(dataset)) if i not in done][rank::world]
+    if world > 1:
+        distributed.barrier()  # every rank has read the partial files before any rewrites one
+        log.info("rank %d of %d: %d videos to score", rank, world, len(todo))
+        partial = _rank_partial(partial, rank, world) if partial is not None else None
+    bar = tqdm(total=len(done) + len(todo), initial=len(done),
+               desc="test" if world == 1 else f"test (rank 0 of {world})",
+               disable=not progress or rank != 0, unit="video")
     last_save, unsaved = time.monotonic(), 0
     try:
         context = autocast(precision, device)
@@ -236,6 +273,14 @@ def evaluate(model: nn.Module, dataset, video_ids: Sequence[str], device: torch.
         raise
     finally:
         bar.close()
+    if world > 1:
+        if partial is not None and unsaved:  # kept if a peer fails before the gather ends
+            _save_partial(partial, done, video_ids, protocol, fingerprint)
+        parts = distributed.gather_object({i: done[i] for i in todo})
+        if parts is None:
+            return None  # rank 0 holds the scores
+        for part in parts:
+            done.update(part)
     order = range(len(dataset))
     return VideoScores(tuple(video_ids), np.asarray([done[i][0] for i in order], np.int64),
                        np.stack([done[i][1] for i in order]), protocol,
@@ -254,18 +299,47 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
              sampling: str = "eval_net", batch: int = 50, workers: int = 0,
              device: str = "auto", keep_full: bool = False, dataset: str = "", split: int = 0,
              precision: str = "fp32", save_every_s: float = 60.0, restart: bool = False,
-             progress: bool = True) -> tuple[VideoScores, Path, object]:
+             progress: bool = True) -> tuple[VideoScores | None, Path, object]:
     """`tsn test` as a function: test the run folder's newest (or given) checkpoint over
     `list_file`; the score file is written to `out` (default run_dir/scores.npz), its
     confusion matrix beside it (`<out stem>.confusion.png`).
 
     Returns (scores, score file, the run's Experiment). An interrupted test resumes from
-    `<out>.partial.npz` unless `restart`.
+    `<out>.partial.npz` (and the ranks' `.partial.rank<r>.npz`) unless `restart`. Under
+    mpirun / torchrun the ranks share the videos and rank 0 writes the files; the other ranks
+    return None as scores.
     """
     out = Path(out or Path(run_dir) / "scores.npz")
     check_writable(out.parent)  # before any work: the scores, the partial file, the PNG
-    dev = select_device(device)
+    info = distributed.detect()  # mpirun / torchrun: the ranks share the videos
+    dev = select_device(device, info.local_rank)
     model, exp, ckpt = load_trained(run_dir, checkpoint_path, dev)
+    with _process_group(info, dev, exp.dist_timeout_s):
+        return _test_run(run_dir, list_file, out, dev, model, exp, ckpt, root=root,
+                         frames=frames, crops=crops, crop_agg=crop_agg, sampling=sampling,
+                         batch=batch, workers=workers, keep_full=keep_full, dataset=dataset,
+                         split=split, precision=precision, save_every_s=save_every_s,
+                         restart=restart, progress=progress)
+
+
+@contextmanager
+def _process_group(info, device: torch.device, timeout_s: float):
+    """The process group of an mpirun / torchrun launch while a test runs (none in one
+    process)."""
+    if info.world_size == 1:
+        yield
+        return
+    distributed.init(device, timeout_s)
+    try:
+        yield
+    finally:
+        distributed.shutdown()
+
+
+def _test_run(run_dir, list_file, out: Path, dev, model, exp, ckpt, *, root, frames, crops,
+              crop_agg, sampling, batch, workers, keep_full, dataset, split, precision,
+              save_every_s, restart, progress) -> tuple[VideoScores | None, Path, object]:
+    """test_run once the model is loaded (and, under a launcher, the process group formed)."""
     records = read_file_list(list_file, root=root)
     check_test_list(records, list_file, exp.model.num_classes, exp.model.modality)
     protocol = Protocol(modality=exp.model.modality, num_frames=frames, num_crops=crops,
@@ -279,17 +353,22 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
     test_set = build_test_dataset(records, exp.model.modality, protocol, exp.model.new_length)
     ids = [Path(r.path).name for r in records]
     partial = partial_path(out)
-    if restart:
-        partial.unlink(missing_ok=True)
+    if restart and distributed.rank() == 0:
+        for path in partial_files(partial):
+            path.unlink(missing_ok=True)
+    distributed.barrier()  # ranks: --restart's deletions happen before anyone reads
     set_float32_mode(precision)
     vs = evaluate(model, test_set, ids, dev, protocol, batch, workers, keep_full,
                   progress=progress, partial=partial, save_every_s=save_every_s,
-                  precision=precision)
+                  precision=precision, split_over_ranks=True)
+    if vs is None:
+        return None, out, exp  # another rank than 0: rank 0 writes the files
     try:
         save_scores(out, vs)
     except OSError as err:
         raise _scores_not_saved(out, partial, vs, protocol, keep_full, err) from None
-    partial.unlink(missing_ok=True)  # the final file holds everything now
+    for path in partial_files(partial):
+        path.unlink(missing_ok=True)  # the final file holds everything now
     cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
     write_confusion_png(out.with_suffix(".confusion.png"), cm,
                         f"{exp.model.modality} {protocol.label}")

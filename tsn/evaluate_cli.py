@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeError) as err:  # FileNotFoundError, DataError, ...
         print(f"tsn test: error: {err}", file=sys.stderr)
         return 2
+    if vs is None:  # a rank other than 0 of mpirun / torchrun: rank 0 reports
+        return 0
     png = out.with_suffix(".confusion.png")
     print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}%  "
           f"video top-1 {100 * video_top1(vs.scores, vs.labels):.2f}%  "

@@ -207,6 +207,16 @@ def all_gather_object(obj) -> list:
     return out
 
 
+def gather_object(obj, dst: int = 0) -> list | None:
+    """Every rank's `obj` in rank order on rank `dst`, None on the others; [obj] at world
+    size 1 (tsn test: rank 0 collects the ranks' scores)."""
+    if not _active():
+        return [obj]
+    out = [None] * dist.get_world_size() if dist.get_rank() == dst else None
+    _guard("object gather", lambda: dist.gather_object(obj, out, dst=dst))
+    return out
+
+
 def barrier() -> None:
     """Wait for every rank (bounded by the process-group timeout)."""
     if _active():
