@@ -16,15 +16,49 @@ from tsn.weights import WeightsError
 from tsn.weights.checksums import ChecksumLock
 from tsn.weights.cli import add_arguments, run
 from tsn.weights.fetch import fetch
-from tsn.weights.manifest import WeightEntry, download_path, load_manifest
+from tsn.weights.manifest import WeightEntry, download_path
 
-BODY = os.urandom(300_000)
+BODY = os.urandom(300_000)  # bytes for the downloader's own tests
+TINY_PROTOTXT = """name: "tiny"
+input: "data"
+input_dim: 1
+input_dim: 3
+input_dim: 8
+input_dim: 8
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "fc-action" type: "InnerProduct" bottom: "conv1" top: "fc-action"
+  inner_product_param { num_output: 5 } }
+"""
 
 
-def entry(*urls, name="m", fmt="caffemodel", prefix=""):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(prototxt, a caffemodel's bytes, another caffemodel's bytes): `fetch` pins a checksum
+    only after the file converts, so the files it records must be real caffemodels."""
+    import numpy as np
+
+    from prototxt_port import write_caffemodel
+
+    folder = tmp_path_factory.mktemp("tiny")
+    proto = folder / "tiny.prototxt"
+    proto.write_text(TINY_PROTOTXT)
+    models = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        blobs = {"conv1": [rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+                           np.zeros(4, np.float32)],
+                 "fc-action": [rng.normal(size=(5, 144)).astype(np.float32),
+                               np.zeros(5, np.float32)]}
+        write_caffemodel(folder / f"m{seed}.caffemodel", proto, blobs)
+        models.append((folder / f"m{seed}.caffemodel").read_bytes())
+    return proto, models[0], models[1]
+
+
+def entry(*urls, name="m", fmt="caffemodel", prefix="", prototxt=None):
     return WeightEntry(name=name, kind="reference", format=fmt, modality="rgb",
                        dataset="ucf101", file=f"{name}.caffemodel", urls=tuple(urls),
-                       sha256_prefix=prefix)
+                       sha256_prefix=prefix, prototxt=prototxt)
 
 
 def sha(data: bytes) -> str:
@@ -65,20 +99,22 @@ def test_server_without_range_support_restarts_cleanly(tmp_path):
     assert (tmp_path / "m").read_bytes() == BODY
 
 
-def test_mirror_fallback_and_first_use_record(tmp_path):
+def test_mirror_fallback_and_first_use_record(tmp_path, tiny):
+    proto, model, _ = tiny
     lock = ChecksumLock(tmp_path / "checksums.toml")
     with LocalServer() as srv:
         dead = srv.add("/dead", status=404)
         broken = srv.add("/broken", status=503)
-        srv.add("/mirror", BODY)
-        e = entry(srv.url("/dead"), srv.url("/broken"), srv.url("/mirror"))
+        srv.add("/mirror", model)
+        e = entry(srv.url("/dead"), srv.url("/broken"), srv.url("/mirror"), prototxt=proto)
         res = fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
     assert dead.requests == [""]  # 404: not there, no retry
     assert len(broken.requests) == dl.ATTEMPTS_PER_URL  # 503: retried, then the next mirror
-    assert res.path == download_path(e, tmp_path) and res.path.read_bytes() == BODY
-    assert res.recorded and res.sha256 == sha(BODY)
+    assert res.path == download_path(e, tmp_path) and res.path.read_bytes() == model
+    assert res.recorded and res.sha256 == sha(model) and res.converted is None
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["m.caffemodel"]  # no .pt
     again = ChecksumLock(tmp_path / "checksums.toml").get("m")  # persisted as TOML
-    assert (again.sha256, again.size, again.url) == (sha(BODY), len(BODY), srv.url("/mirror"))
+    assert (again.sha256, again.size, again.url) == (sha(model), len(model), srv.url("/mirror"))
 
 
 def test_all_mirrors_failing_names_each_url(tmp_path):
@@ -92,44 +128,47 @@ def test_all_mirrors_failing_names_each_url(tmp_path):
     assert "404" in msg and "127.0.0.1:9/nothing-listens-here" in msg
 
 
-def test_changed_file_is_refused_unless_accepted(tmp_path):
+def test_changed_file_is_refused_unless_accepted(tmp_path, tiny):
+    proto, model, other = tiny
     lock_path = tmp_path / "checksums.toml"
-    other = os.urandom(1000)
     with LocalServer() as srv:
-        srv.add("/m", BODY)
-        e = entry(srv.url("/m"))
+        srv.add("/m", model)
+        e = entry(srv.url("/m"), prototxt=proto)
         fetch(e, tmp_path, ChecksumLock(lock_path), convert_to_pt=False, progress=False)
         download_path(e, tmp_path).unlink()
         srv.add("/m", other)  # upstream now serves something else
         with pytest.raises(WeightsError) as info:
             fetch(e, tmp_path, ChecksumLock(lock_path), convert_to_pt=False, progress=False)
         msg = str(info.value)
-        assert "SHA-256 recorded on first download" in msg and sha(BODY) in msg
+        assert "SHA-256 recorded on first download" in msg and sha(model) in msg
         assert "--accept-new-checksum" in msg and not download_path(e, tmp_path).exists()
-        assert ChecksumLock(lock_path).get("m").sha256 == sha(BODY)  # record untouched
+        assert "recorded checksum is the wrong one" in msg  # both possible causes named
+        assert ChecksumLock(lock_path).get("m").sha256 == sha(model)  # record untouched
         res = fetch(e, tmp_path, ChecksumLock(lock_path), accept_new_checksum=True,
                     convert_to_pt=False, progress=False)
     assert res.recorded and ChecksumLock(lock_path).get("m").sha256 == sha(other)
 
 
-def test_mirror_with_a_damaged_copy_is_skipped(tmp_path):
+def test_mirror_with_a_damaged_copy_is_skipped(tmp_path, tiny):
+    proto, model, _ = tiny
     lock = ChecksumLock(tmp_path / "checksums.toml")
     with LocalServer() as srv:
-        srv.add("/good", BODY)
-        e = entry(srv.url("/good"))
+        srv.add("/good", model)
+        e = entry(srv.url("/good"), prototxt=proto)
         fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
         download_path(e, tmp_path).unlink()
-        srv.add("/damaged", BODY[:-1] + b"x")
-        res = fetch(entry(srv.url("/damaged"), srv.url("/good")), tmp_path, lock,
-                    convert_to_pt=False, progress=False)
-    assert res.path.read_bytes() == BODY and not res.recorded
+        srv.add("/damaged", model[:-1] + b"x")
+        res = fetch(entry(srv.url("/damaged"), srv.url("/good"), prototxt=proto), tmp_path,
+                    lock, convert_to_pt=False, progress=False)
+    assert res.path.read_bytes() == model and not res.recorded
 
 
-def test_tampered_local_file_is_refused_and_moved_aside(tmp_path):
+def test_tampered_local_file_is_refused_and_moved_aside(tmp_path, tiny):
+    proto, model, _ = tiny
     lock = ChecksumLock(tmp_path / "checksums.toml")
     with LocalServer() as srv:
-        srv.add("/m", BODY)
-        e = entry(srv.url("/m"))
+        srv.add("/m", model)
+        e = entry(srv.url("/m"), prototxt=proto)
         fetch(e, tmp_path, lock, convert_to_pt=False, progress=False)
     path = download_path(e, tmp_path)
     path.write_bytes(b"not the file")
@@ -148,22 +187,23 @@ def test_published_hash_prefix_is_checked(tmp_path):
     assert ChecksumLock(tmp_path / "c.toml").get("m") is None  # nothing recorded
 
 
-def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys):
+def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys, tiny):
+    proto, model, _ = tiny
     manifest = tmp_path / "manifest.toml"
     with LocalServer() as srv:
-        srv.add("/x.caffemodel.v5", BODY)
+        srv.add("/x.caffemodel.v5", model)
         manifest.write_text(
             'schema = 1\n[[model]]\nname = "x"\nkind = "init"\nformat = "caffemodel"\n'
             'modality = "rgb"\ndataset = "imagenet"\nfile = "x.caffemodel"\n'
             f'urls = ["{srv.url("/gone")}", "{srv.url("/x.caffemodel.v5")}"]\n'
-            f'prototxt = "{load_manifest().get("bn_inception_rgb_init").prototxt}"\n')
+            f'prototxt = "{proto}"\n')
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         common = ["--manifest", str(manifest), "--dir", str(tmp_path / "w"),
                   "--lock", str(tmp_path / "lock.toml")]
         args = parser.parse_args(common + ["fetch", "x", "--no-convert", "--quiet"])
         assert run(args) == 0
-        assert (tmp_path / "w" / "downloads" / "x.caffemodel").read_bytes() == BODY
+        assert (tmp_path / "w" / "downloads" / "x.caffemodel").read_bytes() == model
         srv.add("/x.caffemodel.v5", b"changed")
         (tmp_path / "w" / "downloads" / "x.caffemodel").unlink()
         capsys.readouterr()
@@ -173,18 +213,6 @@ def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys):
     assert run(parser.parse_args(common + ["fetch", "nope"])) == 2
     assert "no weight called 'nope'" in capsys.readouterr().err
 
-
-TINY_PROTOTXT = """name: "tiny"
-input: "data"
-input_dim: 1
-input_dim: 3
-input_dim: 8
-input_dim: 8
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-  convolution_param { num_output: 4 kernel_size: 3 } }
-layer { name: "fc-action" type: "InnerProduct" bottom: "conv1" top: "fc-action"
-  inner_product_param { num_output: 5 } }
-"""
 
 
 def test_downloaded_init_style_caffemodel_is_converted_with_allowed_missing_layer(tmp_path):

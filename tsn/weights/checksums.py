@@ -1,9 +1,10 @@
 """The checksum lock: SHA-256 of each weight file as first downloaded, and the refusal rule.
 
-No checksum is published for any TSN caffemodel (docs/caffe_release.md#released-models), so trust is
-established on first use: the first successful fetch records name -> SHA-256 (+ size, URL, date)
-in a TOML lock file (default weights/checksums.toml); any later file for that name must match
-or is refused, unless the caller explicitly accepts the new checksum (which rewrites the record).
+No checksum is published for any TSN caffemodel (docs/caffe_release.md#released-models), so
+trust is established on first use: the first fetch whose file converts (tsn/weights/fetch.py)
+records name -> SHA-256 (+ size, URL, date) in a TOML lock file (default
+weights/checksums.toml); any later file for that name must match or is refused, unless the
+caller explicitly accepts the new checksum (which rewrites the record).
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ class ChecksumLock:
             raise WeightsError(
                 f"{source}: SHA-256 {sha256} differs from the one recorded for {name!r} in "
                 f"{self.path} ({rec.sha256}, {rec.size} bytes from {rec.url} on {rec.recorded}). "
-                "The server now serves a different file or the download is damaged: the file "
-                "was not used. Retry later or from another mirror; if you trust the new file, "
-                f"run `tsn weights fetch {name} --accept-new-checksum`."
+                "Either this file is not the one first downloaded (changed upstream, or a "
+                "damaged download), or the recorded checksum is the wrong one (recorded from a "
+                "damaged download by a tsn that pinned before converting): the file was not "
+                "used. Retry later or from another mirror; if you trust this file, "
+                f"`tsn weights fetch {name} --accept-new-checksum` converts it and records its "
+                "checksum instead."
             )
 
     def record(self, name: str, path: Path, sha256: str, url: str) -> Record:

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--url", action="append", default=None,
                        help="use this URL (repeatable, tried in order) instead of the manifest's")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.add_argument("--timeout", type=float, default=None, metavar="S",
+                       help="seconds a download may stall before the next URL is tried "
+                            "(default $TSN_DOWNLOAD_TIMEOUT_S, else 30)")
     for name, what in (("import-cadene", "Cadene pretrainedmodels bninception .pth"),
                        ("import-tsn-pytorch", "tsn-pytorch checkpoint or bn_inception .pth")):
         imp = sub.add_parser(name, help=f"{what} -> .pt checked against the Caffe layout")
@@ -98,7 +101,7 @@ def _fetch(manifest, args) -> int:
             try:
                 res = fetch(entry, args.dir or DEFAULT_DIR, lock, args.accept_new_checksum,
                             not args.no_convert, not args.quiet,
-                            tuple(args.url) if args.url else None)
+                            tuple(args.url) if args.url else None, args.timeout)
                 print(f"{entry.name}: {res.path} sha256 {res.sha256}"
                       + (f" -> {res.converted}" if res.converted else ""))
             except WeightsError as err:

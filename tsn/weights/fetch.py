@@ -4,12 +4,18 @@ Layout under the weights folder (default `weights/`): downloads in `downloads/<f
 the release scripts use), converted weights in `<name>.pt` (tsn-weights/1, loadable with
 `prototxt_port.convert.load_weights`, weights_only). Nothing downloaded is ever executed:
 caffemodels are parsed as protobuf, .pth files loaded with `torch.load(weights_only=True)`.
+
+A checksum is pinned (recorded in the lock) only after the file parsed and converted: a
+truncated or damaged download fails its conversion, is moved to `<file>.rejected` and never
+becomes the trusted hash (with --no-convert the conversion runs into a temporary file that is
+then deleted). docs/weights.md, docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,17 +65,19 @@ def verify(entry: WeightEntry, path: Path, lock: ChecksumLock, accept_new: bool)
 
 
 def download_file(entry: WeightEntry, dest: Path, expected: str | None, progress: bool,
-                  urls: tuple[str, ...] | None = None) -> str:
+                  urls: tuple[str, ...] | None = None, timeout_s: float | None = None) -> str:
     """Download `entry` to `dest` trying its URLs in order; returns the URL that served it."""
     try:
         result = dl.download(list(urls or entry.urls), dest, expected_sha256=expected,
-                             progress=progress)
+                             progress=progress, timeout_s=timeout_s)
     except getattr(dl, "ChecksumMismatch", ()) as err:
         raise WeightsError(
             f"{entry.name}: no URL served a file with the SHA-256 recorded on first download "
-            f"({expected}): the different file was refused and deleted. If it really "
-            f"changed upstream, run `tsn weights fetch {entry.name} --accept-new-checksum`. "
-            f"Details: {err}") from None
+            f"({expected}): the different file was refused and deleted. Either the file "
+            "changed upstream or arrived damaged, or the recorded checksum is the wrong one "
+            "(recorded from a damaged download by a tsn that pinned before converting). If "
+            f"you trust the new file, `tsn weights fetch {entry.name} --accept-new-checksum` "
+            f"converts it and records its checksum instead. Details: {err}") from None
     except dl.DownloadError as err:
         raise WeightsError(f"{entry.name}: {err}") from None
     return getattr(result, "url", None) or (urls or entry.urls)[0]
@@ -99,14 +107,30 @@ def _up_to_date(out: Path, digest: str) -> bool:
         return False
 
 
+def _convert_before_pinning(entry: WeightEntry, source: Path, out: Path,
+                            pinned: bool) -> None:
+    """Convert `source` to `out`; a file whose checksum is not pinned yet and fails is moved
+    to `<file>.rejected` (a truncated or damaged download must not stay, nor be pinned)."""
+    try:
+        convert(entry, source, out)
+    except WeightsError as err:
+        if pinned:  # the trusted file itself: the conversion, not the download, is at fault
+            raise
+        raise _reject(source, f"{err}; its checksum was not recorded (a truncated or damaged "
+                              "download? the next fetch downloads it again)") from None
+
+
 def fetch(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR,
           lock: ChecksumLock | None = None, accept_new_checksum: bool = False,
           convert_to_pt: bool = True, progress: bool = True,
-          urls: tuple[str, ...] | None = None) -> FetchResult:
-    """Download (or reuse) `entry`, verify its checksum, record it on first use, convert it.
+          urls: tuple[str, ...] | None = None, timeout_s: float | None = None) -> FetchResult:
+    """Download (or reuse) `entry`, verify its checksum, convert it, and record the checksum
+    on first use once the conversion succeeded.
 
     A file that differs from the recorded SHA-256 is refused (moved to `<file>.rejected`) unless
-    `accept_new_checksum`, which replaces the record. `urls` overrides the manifest's list.
+    `accept_new_checksum`, which replaces the record after the conversion. `convert_to_pt=False`
+    keeps no .pt (a file not yet recorded is still converted, into a temporary file, first).
+    `urls` overrides the manifest's list; `timeout_s` is the download's stall timeout.
     """
     lock = lock if lock is not None else ChecksumLock()
     dest = download_path(entry, weights_dir)
@@ -117,17 +141,20 @@ def fetch(entry: WeightEntry, weights_dir: str | Path = DEFAULT_DIR,
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
         expected = None if accept_new_checksum or record is None else record.sha256
-        url = download_file(entry, dest, expected, progress, urls)
+        url = download_file(entry, dest, expected, progress, urls, timeout_s)
     digest = verify(entry, dest, lock, accept_new_checksum)
-    wrote = record is None or record.sha256 != digest
-    if wrote:
-        lock.record(entry.name, dest, digest, url)
-        log.info("%s: recorded SHA-256 %s in %s", entry.name, digest, lock.path)
+    pinned = record is not None and record.sha256 == digest
     out = None
     if convert_to_pt:
         out = converted_path(entry, weights_dir)
         if _up_to_date(out, digest):
             log.info("%s: %s is up to date", entry.name, out)
         else:
-            convert(entry, dest, out)
-    return FetchResult(entry.name, dest, digest, out, wrote)
+            _convert_before_pinning(entry, dest, out, pinned)
+    elif not pinned:  # never pin a file that does not convert
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".check-") as tmp:
+            _convert_before_pinning(entry, dest, Path(tmp) / "check.pt", pinned)
+    if not pinned:
+        lock.record(entry.name, dest, digest, url)
+        log.info("%s: recorded SHA-256 %s in %s", entry.name, digest, lock.path)
+    return FetchResult(entry.name, dest, digest, out, not pinned)
