@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+
+from tsn.errors import Terminated, interrupt_exit_code
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
     "extract": ("tsn.flow.cli", "frames + TV-L1/DIS/warped flow as dense_flow made them"),
     "lists": ("tsn.data.lists_cli", "TSN file lists from official split files + frames"),
+    "predict": ("tsn.predict_cli", "top-k classes of your own videos (decoded in memory, "
+                "25x10, RGB + flow fused)"),
 }
 
 
@@ -49,6 +55,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tsn` console script.
 
@@ -56,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     also takes those values after its options: `tsn train CONFIG --resume data.split=2` works
     like `tsn train CONFIG data.split=2 --resume` (plain argparse stops the list at the first
     option and rejects the rest).
+
+    Ctrl-C (SIGINT) or SIGTERM stops any command with one line, `tsn CMD: interrupted; rerun
+    the same command to resume`, and exit code 130 / 143, never a traceback (every command
+    resumes: finished videos, downloads' `.part` files, the partial score file). `tsn train`
+    handles both signals itself: it writes a checkpoint first (tsn/train.py).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -66,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)
-    return int(args._run(args) or 0)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt as err:
+        print(f"tsn {args.command}: interrupted; rerun the same command to resume",
+              file=sys.stderr)
+        return interrupt_exit_code(err)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

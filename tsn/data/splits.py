@@ -257,6 +257,8 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     """Class names in label order from a file: UCF101's classInd.txt format (`<index> <Name>`
     lines, 1-based) or one name per line (label = line number - 1)."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such class-name file")
     lines = _lines(path)
     if not lines:
         raise DataError(f"{path}: no class names in the file")
