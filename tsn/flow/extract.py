@@ -217,6 +217,9 @@ def _init_worker(threads: int) -> None:
     # sleep rather than spin between the TV-L1 iteration's many small operations
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch.compile in this worker compiles in-process: no pool of compile workers whose
+    # semaphores the pool's shutdown would leak
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     cv2.setNumThreads(threads)
 
 
@@ -358,10 +361,17 @@ def _pool(jobs: list, cfg: ExtractConfig, workers: int, done, failed, progress) 
     # one OpenCV thread per process when several processes share the cores
     threads = 1 if workers > 1 else cv2.getNumThreads()
     ctx = mp.get_context("spawn")  # fork after OpenCV used its pool can hang (dataset.py)
-    with ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(threads,)) as pool:
+    pool = ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(threads,))
+    try:
         for video, n, err in pool.imap_unordered(_work, [(v, d, cfg) for v, d in jobs]):
             progress(1)
             if n >= 0:
                 done(video, n)
             else:
                 failed(video, err)
+        pool.close()  # finished: let the workers exit by themselves
+    except BaseException:
+        pool.terminate()  # interrupted or failed: stop them now
+        raise
+    finally:
+        pool.join()
