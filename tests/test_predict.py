@@ -191,6 +191,31 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
+def _truncated_avi(path: Path, frames: int = 30, keep: int = 3) -> Path:
+    """An MJPG AVI whose header declares `frames` frames, cut after `keep` of them (a
+    truncated download)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (96, 72))
+    base = np.random.default_rng(0).integers(0, 255, (72, 96, 3), np.uint8)
+    for t in range(frames):
+        writer.write(np.roll(base, 2 * t, axis=1))
+    writer.release()
+    data = path.read_bytes()
+    starts = [i for i in range(len(data)) if data.startswith(b"00dc", i)]  # one per frame + 1
+    path.write_bytes(data[:starts[keep + 1]])
+    return path
+
+
+def test_a_truncated_video_is_refused_unless_allow_short(runs, tmp_path, capfd, quiet_env):
+    short = _truncated_avi(tmp_path / "short.avi")
+    common = ["--rgb", str(runs["rgb"]), "--frames", "2", "--crops", "1", "--device", "cpu",
+              "--quiet"]
+    capfd.readouterr()
+    assert main(["predict", str(short), *common]) == 1
+    assert "only 3 of the 30 frames" in _one_error_line(capfd.readouterr().err)
+    assert main(["predict", str(short), *common, "--allow-short"]) == 0
+    assert "3 frames, 2x1 rgb" in capfd.readouterr().out
+
+
 @pytest.mark.parametrize("case", ["unreadable video", "flow weights expected",
                                   "class count", "flow run as --rgb", "no stream",
                                   "no such source"])

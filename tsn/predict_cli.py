@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile the TV-L1 iteration (same flow; ~20-30 s to "
                              "compile, pays off from a few hundred pairs)")
     parser.add_argument("--batch", type=int, default=50, help="views per forward (50)")
+    parser.add_argument("--allow-short", action="store_true",
+                        help="predict a video that decodes fewer frames than its container "
+                             "declares (refused by default, as by `tsn extract`)")
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="write every prediction (per stream and fused, protocol, "
                              "sources' records) to this JSON file")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                               frames=args.frames, crops=args.crops,
                               flow_method=args.flow_method, device=args.device,
                               compile=args.compile, batch=args.batch, top_k=args.top_k,
-                              progress=not args.quiet)
+                              allow_short=args.allow_short, progress=not args.quiet)
     except (PredictError, CaffeFormatError, WeightsError, DataError, OSError) as err:
         print(f"tsn predict: error: {err}", file=sys.stderr)
         return 2

@@ -241,13 +241,14 @@ def _frame_count_hint(video: Path) -> int | None:
     return n if n > 0 else None
 
 
-def count_frames(video: str | Path, progress: bool = False) -> int:
+def count_frames(video: str | Path, progress: bool = False, allow_short: bool = False) -> int:
     """Frames cv2.VideoCapture decodes from `video` (what extraction reads); ExtractError when
-    it cannot be opened or yields none."""
+    it cannot be opened, yields none, or (unless `allow_short`) decodes fewer frames than its
+    container declares, as `tsn extract` refuses it (tsn.flow.batched.read_frames)."""
     n = 0
     hint = _frame_count_hint(Path(video)) if progress else None  # the bar's total only
     with _bar("read", hint, progress) as bar:
-        for _ in read_frames(video):
+        for _ in read_frames(video, allow_short):
             n += 1
             bar.update()
     return n
@@ -329,14 +330,17 @@ class Predictor:
     TV-L1, gpu24 semantics: `tsn extract`'s default) or "dis" / "dis_fast" (fast, not TV-L1).
     `device`: "auto", "cpu", "cuda" (models and the TV-L1). `compile`: torch.compile the TV-L1
     iteration (same flow; pays off on long runs only). `batch`: views per forward (as
-    `tsn test --batch`). `top_k`: how many classes the prediction lists.
+    `tsn test --batch`). `top_k`: how many classes the prediction lists. `allow_short`:
+    predict a video that decodes fewer frames than its container declares (refused by
+    default, as `tsn extract` refuses it).
     """
 
     def __init__(self, rgb: str | Path | None = None, flow: str | Path | None = None, *,
                  classes: str | Path | None = None, dataset: str | None = None,
                  frames: int = 25, crops: int = 10, flow_method: str = "tvl1",
                  device: str = "auto", compile: bool = False, batch: int = 50,
-                 flow_batch: int = 16, top_k: int = 5, progress: bool = True) -> None:
+                 flow_batch: int = 16, top_k: int = 5, allow_short: bool = False,
+                 progress: bool = True) -> None:
         if rgb is None and flow is None:
             raise PredictError("no stream: give --rgb SOURCE and/or --flow SOURCE (a `tsn "
                                "train` run folder or converted weights)")
@@ -356,7 +360,7 @@ class Predictor:
         self.frames, self.crops, self.batch, self.progress = frames, crops, batch, progress
         self.flow_batch, self.top_k = flow_batch, max(1, top_k)
         self.flow_config = ExtractConfig(flow=flow_method, device=str(self.device),
-                                         compile=compile)
+                                         compile=compile, allow_short=allow_short)
 
     def protocol(self, stream: Stream) -> Protocol:
         """The tsn test protocol of one stream (what its score file would record)."""
@@ -375,7 +379,7 @@ class Predictor:
         video = Path(video)
         if not video.is_file():
             raise ExtractError(f"{video}: no such video file")
-        n = count_frames(video, self.progress)
+        n = count_frames(video, self.progress, self.flow_config.allow_short)
         if n < 2:
             raise ExtractError(f"{video}: only one frame decoded; `tsn extract` needs two "
                                "(its first file is the second frame)")
