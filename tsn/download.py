@@ -118,7 +118,9 @@ def _fetch_once(url: str, part: Path, progress: bool, timeout_s: float = STALL_T
             disable=not progress, desc=part.name.removesuffix(".part"),
         ) as bar:
             while True:
-                block = resp.read(CHUNK)
+                # read1: what has arrived (up to CHUNK), so the bar moves and the .part file
+                # grows as bytes come in (read(CHUNK) waits for a whole MiB)
+                block = resp.read1(CHUNK)
                 if not block:
                     break
                 f.write(block)

@@ -170,15 +170,22 @@ def _train(exp, resume, run_dir, info, device, stop: StopRequest) -> TrainResult
         run.create()
         run.attach_log()
     distributed.barrier()
+    stopped = False
     try:
         return _setup_and_loop(exp, resume, found, run, info, device, iter_size, stop)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        stopped = True
+        raise
     finally:
-        if info.is_main:
+        # stopped on a signal: exit fast (mpirun SIGKILLs its ranks soon after its SIGTERM);
+        # the resumed run draws the curves
+        if info.is_main and not stopped:
             if run.metrics.exists():
                 try:  # also after a non-finite stop: the curves show what happened
                     run.write_plot()
                 except OSError as err:  # a full disk must not hide the error that stopped us
                     log.warning("cannot write %s: %s", run.plot, err)
+        if info.is_main:
             run.detach_log()
 
 

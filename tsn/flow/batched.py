@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +156,22 @@ def ignore_sigint() -> None:
     which stops the workers (a Ctrl-C reaches the whole process group, and each worker would
     print a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def workers_ignore_sigint():
+    """Start worker processes inside this block: they are born ignoring SIGINT (an ignored
+    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler),
+    so a Ctrl-C while one is still importing prints no traceback either. This process ignores
+    SIGINT only while the block runs (outside the main thread it changes nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def fresh_partial(tmp: Path) -> None:

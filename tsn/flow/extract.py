@@ -52,6 +52,7 @@ from tsn.flow.batched import (  # JPEG_QUALITY, read_frames: public here since t
     prepared_frames,
     read_frames,  # noqa: F401
     torch_flow_fn,
+    workers_ignore_sigint,
 )
 from tsn.flow.batched import write_jpeg as _write_jpeg
 from tsn.flow.choices import BACKENDS, FAILURE_LOG, SEMANTICS
@@ -361,7 +362,8 @@ def _pool(jobs: list, cfg: ExtractConfig, workers: int, done, failed, progress) 
     # one OpenCV thread per process when several processes share the cores
     threads = 1 if workers > 1 else cv2.getNumThreads()
     ctx = mp.get_context("spawn")  # fork after OpenCV used its pool can hang (dataset.py)
-    pool = ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(threads,))
+    with workers_ignore_sigint():  # Ctrl-C is this process's to handle: it stops the pool
+        pool = ctx.Pool(max(1, workers), initializer=_init_worker, initargs=(threads,))
     try:
         for video, n, err in pool.imap_unordered(_work, [(v, d, cfg) for v, d in jobs]):
             progress(1)

@@ -42,6 +42,7 @@ from tsn.flow.batched import (
     decode_chunks,
     fresh_partial,
     ignore_sigint,
+    workers_ignore_sigint,
     write_flows,
 )
 
@@ -238,14 +239,16 @@ def run_pipeline(jobs: list[tuple[Path, Path]], spec: FrameSpec, flow_fn: FlowFn
 
     def decoder(w: int):
         p = ctx.Process(target=_decoder, args=(w, job_q, frames_q, spec, batch), daemon=True)
-        p.start()
+        with workers_ignore_sigint():  # Ctrl-C is this process's to handle
+            p.start()
         return p
 
     decoders = [decoder(w) for w in range(workers)]
     writers = [ctx.Process(target=_writer, args=(writes_q, acks_q, spec.bound), daemon=True)
                for _ in range(workers)]
-    for p in writers:
-        p.start()
+    with workers_ignore_sigint():
+        for p in writers:
+            p.start()
     active, restarts, reported = set(range(workers)), 0, 0
     try:
         while state.finished < len(jobs):
