@@ -6,7 +6,8 @@ root, where chmod 0555 would not stop a write). Mounting needs root/CAP_SYS_ADMI
 not permitted the tests skip (they say so) rather than pretend.
 Each writer must fail with one clear line (no traceback), keep the previous file intact and
 leave no partial file: training checkpoints, score files (`tsn fuse --out`, save_scores),
-`tsn extract`, and `python -m prototxt_port convert`.
+`tsn extract`, and `python -m prototxt_port convert`. The commands that run long (`tsn test`,
+`tsn extract`, `tsn lists`, `tsn synth`) find out before they start (issue 13).
 """
 
 from __future__ import annotations
@@ -176,9 +177,9 @@ def test_extraction(fault, tmp_path):
     kept = {p.name: p.read_bytes() for p in (out / "v_A_g01_c01").iterdir()}
     apply()
     done = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert _expected(kind) in done.stderr + done.stdout, done.stderr[-3000:]
+    assert done.returncode == 2, done.stderr[-3000:]  # before any video: the output probe
+    _one_clear_line(done.stderr, kind)
+    assert f"tsn extract: error: cannot write {out}" in done.stderr
     assert {p.name: p.read_bytes() for p in (out / "v_A_g01_c01").iterdir()} == kept
     assert not (out / "v_A_g02_c01").exists()
     _no_temp_files(m.path)
@@ -198,4 +199,44 @@ def test_caffemodel_conversion(fault, tmp_path, golden_dir):
     assert done.returncode == 2, done.stderr[-2000:]
     _one_clear_line(done.stderr, kind)
     assert (m.path / "t.pt").read_bytes() == old
+    _no_temp_files(m.path)
+
+
+def test_tsn_test_finds_out_before_the_first_forward_pass(fault, tmp_path):
+    import test_faults_test
+
+    m, apply, kind = fault
+    run, listing = test_faults_test.make_run(tmp_path)
+    out = m.path / "scores" / "scores.npz"
+    out.parent.mkdir()
+    apply()
+    done = subprocess.run(test_faults_test.command(run, listing, out), cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    _one_clear_line(done.stderr, kind)
+    assert f"tsn test: error: cannot write {out.parent}" in done.stderr
+    assert "video/s" not in done.stderr  # no progress bar: not one video was scored
+    _no_temp_files(m.path)
+
+
+def test_lists_and_synth_find_out_before_working(fault, tmp_path):
+    from test_reliability import _ucf_splits
+
+    m, apply, kind = fault
+    names = {f"v_{c}_g0{g}_c01" for c in "AB" for g in (1, 2)}
+    splits, frames = _ucf_splits(tmp_path, names)
+    (m.path / "lists").mkdir()
+    apply()
+    lists = subprocess.run([sys.executable, "-m", "tsn.cli", "lists", "--dataset", "ucf101",
+                            "--splits-dir", str(splits), "--frames", str(frames), "--out",
+                            str(m.path / "lists"), "--split", "1", "2"], cwd=REPO, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert lists.returncode == 2, lists.stderr[-2000:]
+    _one_clear_line(lists.stderr, kind)
+    assert list((m.path / "lists").iterdir()) == []
+    synth = subprocess.run([sys.executable, "-m", "tsn.cli", "synth", "--out",
+                            str(m.path / "synth")], cwd=REPO, env=ENV, capture_output=True,
+                           text=True, timeout=120)
+    assert synth.returncode == 2, synth.stderr[-2000:]
+    _one_clear_line(synth.stderr, kind)
     _no_temp_files(m.path)
