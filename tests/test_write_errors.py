@@ -49,7 +49,7 @@ def test_checkpoint_save_keeps_the_previous_one(tmp_path, monkeypatch, code):
 def test_score_file_keeps_the_previous_one(tmp_path, monkeypatch, code):
     vs = VideoScores(("a", "b"), np.array([0, 1]), np.eye(2), Protocol())
     path = save_scores(tmp_path / "s.npz", vs)
-    before = path.read_bytes()
+    before, side = path.read_bytes(), (tmp_path / "s.per_class.csv").read_bytes()
     real = np.savez
 
     def half_then_fail(file, **arrays):  # a partial file exists when the error comes
@@ -59,7 +59,8 @@ def test_score_file_keeps_the_previous_one(tmp_path, monkeypatch, code):
     monkeypatch.setattr(np, "savez", half_then_fail)
     with pytest.raises(OSError):
         save_scores(path, VideoScores(("x",), np.array([0]), np.ones((1, 2)), Protocol()))
-    assert _only(tmp_path) == ["s.npz"] and path.read_bytes() == before
+    assert _only(tmp_path) == ["s.npz", "s.per_class.csv"] and path.read_bytes() == before
+    assert (tmp_path / "s.per_class.csv").read_bytes() == side  # side files follow the file
     assert load_scores(path).video_ids == ("a", "b")
 
 

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("tsn.data.synth_cli", "seeded synthetic dataset in UCF101's on-disk format"),
     "extract": ("tsn.flow.cli", "frames + TV-L1/DIS/warped flow as dense_flow made them"),
     "lists": ("tsn.data.lists_cli", "TSN file lists from official split files + frames"),
+    "results": ("tsn.results_cli", "the runs table (results/runs.csv): list, filter, plot, "
+                "rebuild; McNemar of two score files; a score file's confusion"),
     "predict": ("tsn.predict_cli", "top-k classes of your own videos (decoded in memory, "
                 "25x10, RGB + flow fused)"),
 }

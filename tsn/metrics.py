@@ -70,3 +70,13 @@ def video_top1(scores: np.ndarray, labels: np.ndarray) -> float:
     if scores.shape[0] != labels.shape[0] or scores.shape[0] == 0:
         raise ValueError(f"{scores.shape[0]} score rows but {labels.shape[0]} labels")
     return float((scores.argmax(axis=1) == labels).mean())
+
+
+def top_confusions(cm: np.ndarray, k: int = 15) -> list[tuple[int, int, int]]:
+    """The `k` largest off-diagonal cells of a confusion matrix as (true, predicted, videos),
+    largest first (ties in row-major order); empty cells are never listed."""
+    off = np.array(cm, dtype=np.int64)
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:k]
+    cells = [np.unravel_index(i, off.shape) for i in order]
+    return [(int(t), int(p), int(off[t, p])) for t, p in cells if off[t, p] > 0]

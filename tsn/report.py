@@ -132,27 +132,91 @@ def write_bar_chart(path: str | Path, labels: Sequence[str], reproduced: Sequenc
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def write_confusion_png(path: str | Path, cm: np.ndarray, title: str,
-                        class_names: Sequence[str] | None = None) -> Path:
-    """Row-normalised confusion matrix image (rows = true class, columns = prediction)."""
+def write_interval_chart(path: str | Path, labels: Sequence[str], values: Sequence[float],
+                         lows: Sequence[float], highs: Sequence[float], title: str) -> Path:
+    """Horizontal bars of accuracies (%) with their 95% intervals as error bars, one per label
+    (`tsn results plot`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm = np.asarray(cm, dtype=np.float64)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    size = min(12.0, 3.0 + 0.12 * cm.shape[0])
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=10)
-    if class_names is not None and len(class_names) <= 20:
-        ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    values, lows, highs = (np.asarray(v, dtype=np.float64) for v in (values, lows, highs))
+    y = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(9.0, 1.2 + 0.32 * len(labels)))
+    ax.barh(y, values, color="tab:blue", alpha=0.8)
+    ax.errorbar(values, y, xerr=[values - lows, highs - values], fmt="none", ecolor="black",
+                capsize=3, lw=1)
+    for yi, v in zip(y, values):
+        ax.text(v + 1, yi, f"{v:.1f}", va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 105)
+    ax.set_xlabel("mean class accuracy (%), bars: 95% interval")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_confusion_png(path: str | Path, cm: np.ndarray, title: str,
+                        class_names: Sequence[str] | None = None, top: int = 15) -> Path:
+    """Confusion-matrix figure that stays readable at 101 classes.
+
+    Rows are the true class, columns the prediction, both sorted by per-class accuracy (worst
+    first, classes without test videos last); a cell's colour is the share of the true class's
+    videos (colour bar), each row is labelled with its name, accuracy and `correct/videos`, the
+    cells show their counts when there are at most 30 classes, and the `top` largest
+    confusions (true -> predicted, videos, share) are listed beside the matrix.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
+
+    from tsn.metrics import per_class_accuracy, top_confusions
+
+    cm = np.asarray(cm, dtype=np.int64)
+    n = cm.shape[0]
+    names = [str(x) for x in class_names] if class_names is not None else [str(i)
+                                                                            for i in range(n)]
+    acc = per_class_accuracy(cm)
+    order = np.lexsort((np.arange(n), np.where(np.isnan(acc), 2.0, acc)))  # worst first
+    rows = cm.sum(axis=1)
+    sub = cm[order][:, order]
+    norm = sub / np.maximum(sub.sum(axis=1, keepdims=True), 1)
+    small = n <= 30
+    side = min(18.0, 3.0 + (0.45 if small else 0.15) * n)
+    fig = plt.figure(figsize=(side + 5.0, side + 1.0))
+    grid = fig.add_gridspec(1, 2, width_ratios=(side, 4.2), wspace=0.25)
+    ax, table = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    # square-root colour scale: a single confused video of ~40 still shows
+    image = ax.imshow(norm, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1),
+                      interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, shrink=0.8)
+    bar.set_label("share of the true class's test videos (square-root scale)")
+    size = 8 if small else max(3.5, min(7.0, 520 / n))
+    labels = [f"{names[i]}  {100 * acc[i]:.0f}% ({cm[i, i]}/{rows[i]})" if rows[i] else
+              f"{names[i]}  (no videos)" for i in order]
+    ax.set_yticks(range(n), labels, fontsize=size)
+    ax.set_xticks(range(n), [names[i] for i in order], rotation=90, fontsize=size)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (accuracy, correct/videos)")
+    if small:  # counts in the cells
+        for r, c in zip(*np.nonzero(sub)):
+            ax.text(c, r, str(sub[r, c]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[r, c] > 0.5 else "black")
+    ax.set_title(f"{title}\n{n} classes sorted by accuracy, worst first", fontsize=10)
+    table.axis("off")
+    lines = [f"{names[t]} -> {names[p]}: {v} ({100 * v / rows[t]:.0f}%)"
+             for t, p, v in top_confusions(cm, top)]
+    table.text(0.0, 1.0, "top confusions\n(true -> predicted: videos)\n\n"
+               + ("\n".join(lines) if lines else "none"), va="top", ha="left",
+               family="monospace", fontsize=8, transform=table.transAxes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100 if small else 120, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tsn.atomic import atomic_open
+from tsn.per_class import write_per_class_csv
+from tsn.runs_table import index_score_file
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -89,8 +94,15 @@ def aggregate(full: np.ndarray, crop_agg: str = "mean") -> np.ndarray:
     return per_frame.mean(axis=-2)
 
 
-def save_scores(path: str | Path, vs: VideoScores) -> Path:
-    """Write `vs` to `path` (.npz) atomically; returns the path written."""
+def save_scores(path: str | Path, vs: VideoScores, *, side_files: bool = True) -> Path:
+    """Write `vs` to `path` (.npz) atomically; returns the path written.
+
+    The one place score files are made, so it also writes what goes with every final score file
+    (`side_files`; never for the partial files of an unfinished test, which carry `partial_of`
+    in their protocol): the per-class accuracy CSV beside it (`<stem>.per_class.csv`,
+    tsn/per_class.py) and, for a file under a folder named `runs`, its row of the runs table
+    `runs.csv` beside that folder (results/runs/... -> results/runs.csv, tsn/runs_table.py).
+    """
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -107,6 +119,12 @@ def save_scores(path: str | Path, vs: VideoScores) -> Path:
     # disk full / read-only: no partial file is left and the old one stays intact
     with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays)
+    if side_files and "partial_of" not in vs.protocol.extra:
+        try:
+            write_per_class_csv(path, vs)
+            index_score_file(path, vs)
+        except ValueError as err:  # labels outside the classes: load_scores refuses the file
+            log.warning("%s: no per-class CSV or runs-table row: %s", path, err)
     return path
 
 
