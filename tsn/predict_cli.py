@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto | cpu | cuda | cuda:N: the models and the TV-L1")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the TV-L1 iteration (same flow; ~20-30 s to "
-                             "compile, pays off from a few hundred pairs)")
+                        help="torch.compile the TV-L1 iteration (the same flow on the CPU; "
+                             "compiling takes ~20-30 s once per command, then ~0.7 instead of "
+                             "~1 CPU-s a pair: worth it for several videos)")
     parser.add_argument("--batch", type=int, default=50, help="views per forward (50)")
     parser.add_argument("--allow-short", action="store_true",
                         help="predict a video that decodes fewer frames than its container "
