@@ -131,7 +131,12 @@ def test_tsn_test_cli_on_a_trained_tiny_run(tmp_path, capsys):
     # the release's clip rule and float32: named, and no deviation note
     assert vs.protocol.extra["clip_mode"] == "release" and vs.protocol.note == ""
     assert (tmp_path / "s.confusion.png").is_file()
-    assert "mean class accuracy" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "mean class accuracy" in out_text and "(95% CI " in out_text
+    # the five worst classes (here both), each with its accuracy and counts
+    worst = out_text.split("five worst classes:\n")[1].splitlines()
+    assert len(worst) == 2 and all("% (" in w and "/2)" in w for w in worst)
+    assert (tmp_path / "s.per_class.csv").read_text().startswith("class,name,videos,correct")
     assert not (tmp_path / "s.partial.npz").exists()  # removed once s.npz is written
     assert main(["test", str(tmp_path / "nope"), "--list", str(tmp_path / "list.txt")]) == 2
 

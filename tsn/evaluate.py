@@ -43,7 +43,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tsn.atomic import check_writable, write_error
-from tsn.build import build_test_dataset, load_trained, select_device
+from tsn.build import build_test_dataset, class_names, load_trained, select_device
 from tsn.config import to_dict
 from tsn.data.errors import DataError
 from tsn.data.video_list import count_frames, read_file_list
@@ -51,9 +51,11 @@ from tsn.engine import distributed
 from tsn.engine.optim import clip_mode_note
 from tsn.engine.precision import autocast, precision_note, set_float32_mode
 from tsn.errors import OutputError
-from tsn.metrics import confusion_matrix
+from tsn.metrics import confusion_matrix, mean_class_accuracy
+from tsn.per_class import class_names_of
 from tsn.report import git_commit, run_record, write_confusion_png
 from tsn.scores import Protocol, VideoScores, aggregate, load_scores, save_scores
+from tsn.stats import scores_interval
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 8  # bad list entries named in one error message (the count says how many more)
@@ -302,7 +304,8 @@ def test_run(run_dir: str | Path, list_file: str | Path, out: str | Path | None 
              progress: bool = True) -> tuple[VideoScores | None, Path, object]:
     """`tsn test` as a function: test the run folder's newest (or given) checkpoint over
     `list_file`; the score file is written to `out` (default run_dir/scores.npz), its
-    confusion matrix beside it (`<out stem>.confusion.png`).
+    confusion matrix (`<out stem>.confusion.png`) and per-class accuracies
+    (`<out stem>.per_class.csv`, with the file) beside it.
 
     Returns (scores, score file, the run's Experiment). An interrupted test resumes from
     `<out>.partial.npz` (and the ranks' `.partial.rank<r>.npz`) unless `restart`. Under
@@ -349,7 +352,9 @@ def _test_run(run_dir, list_file, out: Path, dev, model, exp, ckpt, *, root, fra
                         # the run record: training config, versions, hardware, seed
                         extra={"record": run_record(to_dict(exp), exp.seed),
                                "list": str(list_file), "precision": precision,
-                               "clip_mode": exp.solver.clip_mode})
+                               "clip_mode": exp.solver.clip_mode,
+                               # the labels' names, for the per-class CSV and the figures
+                               "classes": list(class_names(exp) or ())})
     test_set = build_test_dataset(records, exp.model.modality, protocol, exp.model.new_length)
     ids = [Path(r.path).name for r in records]
     partial = partial_path(out)
@@ -370,8 +375,11 @@ def _test_run(run_dir, list_file, out: Path, dev, model, exp, ckpt, *, root, fra
     for path in partial_files(partial):
         path.unlink(missing_ok=True)  # the final file holds everything now
     cm = confusion_matrix(vs.labels, vs.scores.argmax(1), vs.num_classes)
+    ci = scores_interval(vs.scores, vs.labels)
     write_confusion_png(out.with_suffix(".confusion.png"), cm,
-                        f"{exp.model.modality} {protocol.label}")
+                        f"{exp.model.modality} {protocol.label}: mean class accuracy "
+                        f"{100 * mean_class_accuracy(vs.scores, vs.labels):.2f}% (95% CI "
+                        f"{100 * ci.low:.2f}-{100 * ci.high:.2f})", class_names_of(vs))
     return vs, out, exp
 
 

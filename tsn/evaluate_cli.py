@@ -63,8 +63,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if vs is None:  # a rank other than 0 of mpirun / torchrun: rank 0 reports
         return 0
+    from tsn.per_class import describe_worst, per_class_path, per_class_rows
+    from tsn.stats import scores_interval
+
     png = out.with_suffix(".confusion.png")
-    print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}%  "
+    ci = scores_interval(vs.scores, vs.labels)
+    print(f"mean class accuracy {100 * mean_class_accuracy(vs.scores, vs.labels):.2f}% "
+          f"(95% CI {100 * ci.low:.2f}-{100 * ci.high:.2f}, the test set's finite size only)  "
           f"video top-1 {100 * video_top1(vs.scores, vs.labels):.2f}%  "
-          f"({len(vs.video_ids)} videos, {vs.protocol.label}); scores {out}, confusion {png}")
+          f"({len(vs.video_ids)} videos, {vs.protocol.label}); scores {out}, confusion {png}, "
+          f"per class {per_class_path(out)}")
+    print("five worst classes:")
+    for line in describe_worst(per_class_rows(vs), 5):
+        print(f"  {line}")
     return 0
