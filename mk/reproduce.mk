@@ -53,9 +53,10 @@ paper-csv: ## regenerate results/paper.csv from the shared paper_tables.csv
 	$(PY) -m reproduce.paper
 
 .PHONY: test-reproduce test-evaluate-gpu
-test-reproduce: ## metrics, fusion, reports, tsn test and reproduce tests only
+test-reproduce: ## metrics, fusion, reports, tsn test (1 and 2 ranks), tsn predict and reproduce tests only
 	$(PY) -m pytest -q tests/test_metrics.py tests/test_fusion.py tests/test_report.py \
-	  tests/test_evaluate.py tests/test_reproduce.py
+	  tests/test_evaluate.py tests/test_evaluate_distributed.py tests/test_predict.py \
+	  tests/test_reproduce.py
 
 test-evaluate-gpu: ## tsn test on CUDA gives the CPU's scores (BN-Inception, 5x10); needs a GPU
 	$(PY) -m pytest -q -m gpu tests/test_evaluate_gpu.py -s
