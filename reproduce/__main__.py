@@ -3,7 +3,8 @@
 TARGET is table1 .. table6 or fusion. For each row: train what is missing, test, fuse, then
 write `<out>/<TARGET>[-<data>-<profile>].{md,csv,png}` with the paper's numbers beside ours.
 Finished runs and score files are reused (run folders under <out>/runs/<data>/<profile>/).
-Exit codes: 0 done, 1 --check found a row out of tolerance, 2 bad arguments or missing data.
+Exit codes: 0 done, 1 --check found a paper number outside its row's 95% interval, 2 bad
+arguments or missing data.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra tsn.config override for every run (named in the run hash)")
     p.add_argument("--launcher", default="",
                    help='prefix for training, e.g. "mpirun -np 4" (default: in this process)')
-    p.add_argument("--check", action="store_true", help="exit 1 if a row is out of tolerance")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if a paper number lies outside its row's 95%% interval")
     return p.parse_args(argv)
 
 
@@ -141,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     record = report.run_record({"target": args.target, "rows": names, "data": args.data,
                                 "profile": profile.name}, seed=0)
     paths = cmp.write_table_report(name, rows, out, record=record, notes=notes)
-    print(report.markdown_table(rows, ("row", "column", "value", "paper_value", "delta",
-                                       "within_tolerance", "protocol")))
+    print(report.markdown_table(rows, ("row", "column", "value (95% CI)", "paper_value",
+                                       "delta", "paper_in_interval", "protocol")))
     print(f"wrote {paths['md']}, {paths['csv']}, {paths['png']}")
-    if args.check and any(r["within_tolerance"] == "no" for r in rows):
+    if args.check and any(r["paper_in_interval"] == "outside" for r in rows):
         return 1
     return 0
 

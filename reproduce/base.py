@@ -23,13 +23,14 @@ from pathlib import Path
 
 from reproduce import data as data_mod
 from reproduce.profiles import Profile
-from tsn import report
-from tsn.config import LEGACY_CLIP_MODE, Experiment, build_experiment, parse_overrides
+from tsn import report, runs_table
+from tsn.config import Experiment, build_experiment, parse_overrides
 from tsn.engine.checkpoint import list_checkpoints
 from tsn.evaluate import test_run
 from tsn.fusion import default_weights, fuse
-from tsn.metrics import mean_class_accuracy, video_top1
+from tsn.metrics import mean_class_accuracy
 from tsn.scores import load_scores, save_scores
+from tsn.stats import class_counts, mean_of_intervals
 from tsn.train import train
 
 log = logging.getLogger(__name__)
@@ -193,49 +194,67 @@ def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: in
     return scores
 
 
-def _protocol_fields(run_dir: Path) -> dict:
-    """Schedule, batch, init and backbone of a finished run, from its config and run record."""
-    cfg = json.loads((run_dir / "config.json").read_text())
-    record = json.loads((run_dir / "run.json").read_text())
-    s, m = cfg["solver"], cfg["model"]
-    init = record.get("init", m["init"])  # what actually happened, not only what was asked
-    if record.get("cross_modality"):
-        init += " (cross-modality)"
-    return {"schedule": f"{s['preset']} (max_iter {s['max_iter']})",
-            "batch": s["effective_batch"], "init": init, "arch": m["arch"],
-            "partial_bn": m["partial_bn"], "segments": m["num_segments"],
-            "consensus": m["consensus"], "precision": cfg.get("precision", "fp32"),
-            "clip_mode": s.get("clip_mode", LEGACY_CLIP_MODE)}
+def _table_row(path: Path, ctx: Context) -> dict:
+    """The runs-table row of a score file (tsn/runs_table.py), indexed now when the file
+    predates the table (score files written before it existed are reused as they are)."""
+    table = runs_table.table_for(path) or ctx.runs_root.parent / runs_table.TABLE_NAME
+    row = runs_table.lookup(table, path)
+    if row is None:
+        runs_table.index_score_file(path, load_scores(path), table)
+        row = runs_table.lookup(table, path)
+    return row
 
 
 def run_row(row: Row, ctx: Context) -> list[dict]:
     """Train/test/fuse what the row needs: measured result dicts (one per cell; splits
-    averaged), under the row's paper table; see compare.compare."""
+    averaged), under the row's paper table; see compare.compare.
+
+    The numbers and the protocol of each cell come from the runs table (results/runs.csv):
+    mean class accuracy with its 95% interval, top-1, schedule, batch, init, backbone, ...; a
+    mean over splits (Table 6) combines the splits' intervals (tsn.stats.mean_of_intervals)."""
     table, base = row.table, row.base
     splits = row.splits if ctx.data != "synthetic" else (1,)  # the synthetic set has one split
     out = []
     for cell in row.cells:
-        accs, top1s, paths = [], [], []
+        entries, counts, paths, score_files = [], [], [], []
         for split in splits:
             split_paths = [ensure_scores(s, base, ctx, split) for s in cell.streams]
             runs = [load_scores(p) for p in split_paths]
             weights = cell.weights or default_weights(len(runs))
-            vs = runs[0] if len(runs) == 1 else fuse(runs, weights, [str(p) for p in split_paths])
-            if len(runs) > 1:  # keep the fused scores beside the first stream's
-                save_scores(split_paths[0].parent / (
+            if len(runs) == 1:
+                vs, scored = runs[0], split_paths[0]
+            else:  # keep the fused scores beside the first stream's
+                vs = fuse(runs, weights, [str(p) for p in split_paths])
+                scored = save_scores(split_paths[0].parent / (
                     f"fused_{run_key([str(p) for p in split_paths])}.npz"), vs)
-            accs.append(mean_class_accuracy(vs.scores, vs.labels))
-            top1s.append(video_top1(vs.scores, vs.labels))
+            entries.append(_table_row(scored, ctx))
+            counts.append(class_counts(vs.labels, vs.scores.argmax(1), vs.num_classes))
+            score_files.append(scored)
             paths += split_paths
+        first = entries[0]
+        if len(entries) == 1:
+            value, low, high = runs_table.mean_interval_fields(first)
+        else:
+            value = sum(float(e["mean_class_acc"]) for e in entries) / len(entries)
+            ci = mean_of_intervals(counts)
+            low, high = 100 * ci.low, 100 * ci.high
         fused = f", fused {':'.join(f'{w:g}' for w in weights)}" if len(cell.streams) > 1 else ""
+        stream_row = _table_row(paths[0], ctx)  # the training recipe of the (first) stream
+        listed = [*(score_files if len(cell.streams) > 1 else []), *paths]
         out.append({
             "table": table, "row": row.name, "column": cell.column, "dataset": ctx.data,
             "split": "mean_of_3" if len(splits) == 3 else ",".join(map(str, splits)),
-            "metric": "mean_class_acc", "value": 100 * sum(accs) / len(accs),
-            "top1": 100 * sum(top1s) / len(top1s), "protocol": vs.protocol.label + fused,
-            **_protocol_fields(paths[0].parent), "profile": ctx.profile.name,
-            "scores": " ".join(str(p) for p in paths),
-            "commit": vs.protocol.commit or report.git_commit(),  # the code that tested it
+            "metric": "mean_class_acc", "value": value, "ci_low": low, "ci_high": high,
+            "top1": sum(float(e["top1"]) for e in entries) / len(entries),
+            "protocol": vs.protocol.label + fused,
+            "schedule": f"{stream_row['recipe']} ({stream_row['schedule']})",
+            **{k: stream_row[k] for k in ("batch", "init", "arch", "partial_bn", "segments",
+                                          "consensus", "precision", "clip_mode")},
+            "flow": "; ".join(dict.fromkeys(e["flow"] for e in entries if e["flow"])),
+            "streams": "+".join(s.modality for s in cell.streams),
+            "profile": ctx.profile.name,
+            "scores": " ".join(str(p) for p in listed),  # the number's own file first
+            "commit": first["commit"] or report.git_commit(),  # the code that tested it
             "note": row.note,
         })
     return out

@@ -122,8 +122,17 @@ def test_table2_tiny_end_to_end_and_reuse(tmp_path):
         ("RGB Image + RGB Difference", "fused")}
     fused = rows[("RGB Image + RGB Difference", "fused")]
     assert fused["protocol"] == "3x1 mean, fused 1:1" and fused["paper_value"] == "87.30"
-    assert fused["schedule"] == "custom (max_iter 3)" and fused["batch"] == "4"
+    assert fused["schedule"] == "custom (max_iter 3, base_lr 0.01 fixed)" and fused["batch"] == "4"
     assert 0 <= float(fused["value"]) <= 100 and fused["delta"] == ""
+    assert float(fused["ci_low"]) <= float(fused["ci_high"]) and fused["streams"] == "rgb+rgb_diff"
+    # the report's numbers come from the runs table, one row per score file (3 streams, 1 fused)
+    from tsn import runs_table
+
+    table = runs_table.read_table(out / "runs.csv")
+    assert sorted(table["kind"]) == ["fused", "stream", "stream", "stream"]
+    hit = table[table["key"] == fused["scores"].split()[0].replace(str(out) + "/", "")]
+    assert hit["mean_class_acc"].item() == fused["value"]
+    assert hit["ci_low"].item() == fused["ci_low"]
     runs = sorted((out / "runs" / "synthetic" / "tiny").iterdir())
     assert [p.name.split("-")[0] for p in runs] == ["flow", "rgb", "rgb_diff"]
     stamps = {p: (p / "scores_3x1.npz").stat().st_mtime_ns for p in runs}

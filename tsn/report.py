@@ -90,8 +90,9 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 def write_markdown(path: str | Path, title: str, rows: Sequence[dict], columns: Sequence[str],
                    notes: Sequence[str] = (), record: dict | None = None,
-                   image: str | None = None) -> Path:
-    """Markdown report: title, notes (warnings first), table, optional image and run record."""
+                   image: str | None = None, sections: Sequence[str] = ()) -> Path:
+    """Markdown report: title, notes (warnings first), table, optional image, further sections
+    (markdown text, each with its own heading) and the run record."""
     parts = [f"# {title}", ""]
     for i, note in enumerate(notes):  # one blockquote paragraph per note
         parts += ([">"] if i else []) + [f"> {note}"]
@@ -99,6 +100,8 @@ def write_markdown(path: str | Path, title: str, rows: Sequence[dict], columns: 
     parts += [markdown_table(rows, columns), ""]
     if image:
         parts += [f"![{title}]({image})", ""]
+    for section in sections:
+        parts += [section.rstrip(), ""]
     if record:
         parts += ["## Run record", ""]
         parts += [f"- {k}: {v}" for k, v in record.items() if k != "config"]
@@ -107,8 +110,10 @@ def write_markdown(path: str | Path, title: str, rows: Sequence[dict], columns: 
 
 
 def write_bar_chart(path: str | Path, labels: Sequence[str], reproduced: Sequence[float],
-                    paper: Sequence[float | None], title: str) -> Path:
-    """Grouped bars, reproduced vs paper (in %), one group per row label."""
+                    paper: Sequence[float | None], title: str,
+                    intervals: Sequence[tuple] | None = None) -> Path:
+    """Grouped bars, reproduced vs paper (in %), one group per row label; `intervals`:
+    (low, high) of each reproduced value (%), drawn as error bars (None or blank: none)."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on CI or GPU boxes
@@ -117,7 +122,14 @@ def write_bar_chart(path: str | Path, labels: Sequence[str], reproduced: Sequenc
     x = np.arange(len(labels))
     paper_vals = [np.nan if p is None else p for p in paper]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels)), 4.5))
-    ax.bar(x - 0.2, reproduced, 0.4, label="reproduced")
+    ax.bar(x - 0.2, reproduced, 0.4, label="reproduced (95% interval)" if intervals else
+           "reproduced")
+    if intervals:
+        values = np.asarray(reproduced, dtype=np.float64)
+        lo = np.array([np.nan if i[0] in (None, "") else float(i[0]) for i in intervals])
+        hi = np.array([np.nan if i[1] in (None, "") else float(i[1]) for i in intervals])
+        ax.errorbar(x - 0.2, values, yerr=[np.nan_to_num(values - lo), np.nan_to_num(hi - values)],
+                    fmt="none", ecolor="black", capsize=3, lw=1)
     ax.bar(x + 0.2, paper_vals, 0.4, label="paper")
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("mean class accuracy (%)")

@@ -143,7 +143,8 @@ def row_for(score_path: str | Path, vs: VideoScores, table: str | Path) -> dict:
         row.update({
             "run": os.path.relpath(run_dir, base), "arch": m.get("arch", ""),
             "segments": str(m.get("num_segments", "")), "consensus": m.get("consensus", ""),
-            "init": str(record.get("init", m.get("init", ""))),
+            "init": str(record.get("init", m.get("init", "")))  # what actually happened
+                    + (" (cross-modality)" if record.get("cross_modality") else ""),
             "partial_bn": m.get("partial_bn", ""),
             "recipe": RECIPES.get(s.get("preset", ""), s.get("preset", "")),
             "schedule": (f"max_iter {s.get('max_iter')}, base_lr {s.get('base_lr')} "

@@ -6,21 +6,30 @@ docs/datasets_and_ports.md#ucf101):
 `classInd.txt`, `trainlist01.txt`, `testlist01.txt` (CRLF, 1-based indices; test groups
 g01.., train groups g08.., as split 1 of UCF101 uses g01-g07 for testing).
 
-Eight classes, in pairs that need one cue each to tell apart:
-* appearance: RedScene / GreenScene -- colour tint only; the object moves in a random direction;
-* motion: MoveRight / MoveLeft -- identical look, the object's direction (flow wins);
-* motion under camera pan: PanObjectUp / PanObjectDown -- the whole scene pans left or right at
-  random and the object moves up or down in it (warped flow removes the pan);
-* long-range order: CircleThenSquare / SquareThenCircle -- both shapes appear, in opposite
-  order; a single frame or an order-free consensus (TSN's average) cannot separate them, so
-  these two measure whether a model uses temporal order (expect chance with average consensus).
+Eight classes in four pairs. Each pair has its own scene colour, what a single RGB frame shows
+(as the pool or the track that tells UCF101's swimming strokes from its running events), and the
+two classes of a pair differ by one cue only:
+* colour: RedScene / GreenScene -- the scene's tint (red or green) is the cue; the object moves in
+  a random direction;
+* motion: MoveLeft / MoveRight (blue scene) -- identical look, the object's direction (flow);
+* motion under camera pan: PanObjectUp / PanObjectDown (grey scene) -- the whole scene pans left
+  or right at random and the object moves up or down in it (its vertical flow tells; warped
+  flow also removes the pan);
+* long-range order: CircleThenSquare / SquareThenCircle (purple scene) -- both shapes appear, in
+  opposite order; a single frame or an order-free consensus (TSN's average) cannot separate them,
+  so these two measure whether a model uses temporal order (expect chance with average
+  consensus).
+
+`APPEARANCE` and `MOTION` say what a frame and what the flow show of each class; classes that
+look alike to a stream cannot be told apart by it, which sets each stream's ceiling
+(`stream_groups`, `ceiling`): the demo's report states it (docs/reproduce.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +44,37 @@ CLASSES = (
 )  # alphabetical, as classInd.txt is
 WIDTH, HEIGHT = 320, 240  # UCF101's native size
 FPS = 25.0
+# BGR gains of each class's scene (the background texture), jittered by +-10% per video
+SCENE_GAINS = {
+    "RedScene": (0.6, 0.7, 1.4), "GreenScene": (0.6, 1.4, 0.7),
+    "MoveLeft": (1.4, 0.8, 0.6), "MoveRight": (1.4, 0.8, 0.6),  # blue
+    "PanObjectUp": (1.0, 1.0, 1.0), "PanObjectDown": (1.0, 1.0, 1.0),  # grey
+    "CircleThenSquare": (1.3, 0.6, 1.3), "SquareThenCircle": (1.3, 0.6, 1.3),  # purple
+}
+# (class, class, the one cue that tells them apart)
+PAIRS = (("RedScene", "GreenScene", "colour"), ("MoveLeft", "MoveRight", "motion"),
+         ("PanObjectUp", "PanObjectDown", "motion under a camera pan"),
+         ("CircleThenSquare", "SquareThenCircle", "order in time"))
+# What one RGB frame shows of a class (appearance only: no motion, no order)
+APPEARANCE = {
+    "RedScene": "red scene, a disk", "GreenScene": "green scene, a disk",
+    "MoveLeft": "blue scene, a disk", "MoveRight": "blue scene, a disk",
+    "PanObjectUp": "grey scene, a disk", "PanObjectDown": "grey scene, a disk",
+    "CircleThenSquare": "purple scene, a disk and a square",
+    "SquareThenCircle": "purple scene, a disk and a square",
+}
+# What optical flow shows of a class, order-free (grey-level motion only: no colour, no shape;
+# the average consensus forgets when each snippet was taken)
+MOTION = {
+    "RedScene": "an object moving in a random direction",
+    "GreenScene": "an object moving in a random direction",
+    "MoveLeft": "an object moving left", "MoveRight": "an object moving right",
+    "PanObjectUp": "the scene panning, an object moving up in it",
+    "PanObjectDown": "the scene panning, an object moving down in it",
+    "CircleThenSquare": "an object standing still (and changing shape once)",
+    "SquareThenCircle": "an object standing still (and changing shape once)",
+}
+SEES = {"rgb": APPEARANCE, "flow": MOTION, "warped_flow": MOTION}  # modality -> its view
 
 
 @dataclass(frozen=True)
@@ -94,9 +134,8 @@ def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
     """The BGR frames of one video of class `cls`."""
     pad = 4 * n + 64  # room for the camera pan
     bg = texture(rng, HEIGHT + 2 * pad, WIDTH + 2 * pad)
-    gains = {"RedScene": (0.6, 0.7, 1.4), "GreenScene": (0.6, 1.4, 0.7)}.get(cls, (1, 1, 1))
     jitter = rng.uniform(0.9, 1.1, size=3)
-    scene = tint(bg, np.asarray(gains) * jitter)
+    scene = tint(bg, np.asarray(SCENE_GAINS[cls]) * jitter)
     patch, mask = object_patch(rng)
     x, y = rng.uniform(60, WIDTH - 110), rng.uniform(50, HEIGHT - 100)
     speed = rng.uniform(2.5, 4.0)
@@ -128,6 +167,26 @@ def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
             paste(frame, patch, mask, x + vx * t - cam, y + vy * t)
         frames.append(frame)
     return frames
+
+
+def stream_groups(modalities: Sequence[str]) -> dict[str, tuple[str, ...]] | None:
+    """Class -> the classes it looks alike with to these streams together (fused: alike in every
+    one of them); None when a modality's view is not stated (e.g. rgb_diff)."""
+    if not modalities or any(m not in SEES for m in modalities):
+        return None
+    view = {c: tuple(SEES[m][c] for m in modalities) for c in CLASSES}
+    return {c: tuple(d for d in CLASSES if view[d] == view[c]) for c in CLASSES}
+
+
+def ceiling(modalities: Sequence[str]) -> float | None:
+    """The highest mean class accuracy (in [0, 1]) these streams can reach on this design, in
+    expectation: a classifier that cannot tell the g classes of a group apart gets them right
+    1/g of the time on average over the group, whatever rule it uses, so the ceiling is the
+    mean over classes of 1/(size of the class's group). None when a view is not stated."""
+    groups = stream_groups(modalities)
+    if groups is None:
+        return None
+    return sum(1 / len(groups[c]) for c in CLASSES) / len(CLASSES)
 
 
 def write_video(path: Path, frames: list[np.ndarray], codec: str) -> None:
@@ -170,11 +229,12 @@ def generate(cfg: SynthConfig, progress: Callable | None = None) -> Path:
     splits.mkdir(parents=True, exist_ok=True)
     train, test = [], []
     jobs = []
+    first_train = max(8, cfg.test_per_class + 1)  # split 1 tests g01-g07; more test groups push on
     for ci, cls in enumerate(CLASSES):
         (videos / cls).mkdir(parents=True, exist_ok=True)
         for k in range(cfg.train_per_class + cfg.test_per_class):
             is_test = k < cfg.test_per_class
-            group = 1 + k if is_test else 8 + k - cfg.test_per_class
+            group = 1 + k if is_test else first_train + k - cfg.test_per_class
             name = f"{cls}/v_{cls}_g{group:02d}_c01.avi"
             (test if is_test else train).append((name, ci + 1))
             jobs.append((ci, k, cls, name))
