@@ -140,6 +140,17 @@ class TestCfg:
 
 
 @dataclass(frozen=True)
+class LogCfg:
+    """What a run writes besides its CSVs (tsn/engine/runlog.py), which stay the source of truth;
+    none of it changes the training (a resume may switch it)."""
+
+    # mirror the CSVs' loss, lr, gradient norm, clip events and validation accuracy as TensorBoard
+    # scalars in <run>/tensorboard/ (tsn/engine/tensorboard.py); needs the optional extra:
+    # pip install '.[tensorboard]'
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One training run: everything needed to reproduce it, written to the run folder."""
 
@@ -148,6 +159,7 @@ class Experiment:
     data: DataCfg = field(default_factory=DataCfg)
     solver: SolverCfg = field(default_factory=SolverCfg)
     test: TestCfg = field(default_factory=TestCfg)
+    log: LogCfg = field(default_factory=LogCfg)
     seed: int = 0  # seeds data order (with the epoch), dropout (with the rank) and init
     deterministic: bool = True  # torch.use_deterministic_algorithms + fixed threads
     # "fp32" (the release: IEEE float32, TF32 off) | "tf32" | "bf16" (autocast); see
@@ -195,7 +207,8 @@ class Experiment:
             )
 
 
-SECTIONS = {"model": ModelCfg, "data": DataCfg, "solver": SolverCfg, "test": TestCfg}
+SECTIONS = {"model": ModelCfg, "data": DataCfg, "solver": SolverCfg, "test": TestCfg,
+            "log": LogCfg}
 
 
 class Override(str):
@@ -343,7 +356,8 @@ def build_experiment(values: dict[str, object], source: str = "config") -> Exper
             raise ConfigError(f"{source}: {err}") from None
         solver_fields = {**base, **solver_fields}
     data, test = resolve_layout(model, data, TestCfg(**sections["test"]), source)
-    exp = Experiment(model=model, data=data, solver=SolverCfg(**solver_fields), test=test, **top)
+    exp = Experiment(model=model, data=data, solver=SolverCfg(**solver_fields), test=test,
+                     log=LogCfg(**sections["log"]), **top)
     exp.validate()
     return exp
 

@@ -127,6 +127,9 @@ def _check_resumable(saved: dict, exp: Experiment, world: int, path: Path) -> No
     # checkpoints from before solver.clip_mode existed trained with Caffe's literal rule
     was.setdefault("solver.clip_mode", config_mod.LEGACY_CLIP_MODE)
     was.setdefault("data.layout_root", "")  # added later; resolved into the list paths anyway
+    for key in [k for k in now.keys() | was.keys() if k.startswith("log.")]:
+        now.pop(key, None)  # what is logged never changes the training: a resume may switch it
+        was.pop(key, None)
     diff = sorted(k for k in now.keys() | was.keys() if now.get(k) != was.get(k))
     if diff:
         hint = (f" (add solver.clip_mode={was['solver.clip_mode']} to continue with the rule "
@@ -186,6 +189,7 @@ def _train(exp, resume, run_dir, info, device, stop: StopRequest) -> TrainResult
                 except OSError as err:  # a full disk must not hide the error that stopped us
                     log.warning("cannot write %s: %s", run.plot, err)
         if info.is_main:
+            run.detach_tensorboard()
             run.detach_log()
 
 
@@ -236,6 +240,8 @@ def _setup_and_loop(exp, resume, found, run, info, device, iter_size,
             "classes": class_names(exp), **provenance,
         })
         run.start_metrics(start_iter)
+        if exp.log.tensorboard:  # the CSVs' rows mirrored as scalars (tsn/engine/tensorboard.py)
+            run.attach_tensorboard(start_iter)
         log.info("run %s: %d iterations, iter_size %d x %d process(es) x batch %d",
                  run.path, exp.solver.max_iter, iter_size, world, exp.solver.batch_per_process)
         if exp.solver.clip_gradients > 0:

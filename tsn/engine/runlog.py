@@ -9,6 +9,8 @@
   val_metrics.csv  one row per validation pass (see VAL_COLUMNS), when test.val_list is set
   curves.png       loss and training video top-1 against the iteration
   checkpoints/     iter_<N>.pt (tsn.engine.checkpoint)
+  tensorboard/     the CSVs' rows as TensorBoard scalars, with log.tensorboard = true
+                   (tsn/engine/tensorboard.py; the CSVs stay the source of truth)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from pathlib import Path
 
 from tsn.atomic import atomic_write_text
+from tsn.engine import tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,9 @@ class RunFolder:
         self.val_metrics = self.path / "val_metrics.csv"
         self.plot = self.path / "curves.png"
         self.checkpoints = self.path / "checkpoints"
+        self.tensorboard_dir = self.path / tensorboard.FOLDER
         self._handler: logging.Handler | None = None
+        self._mirror: tensorboard.ScalarMirror | None = None
 
     def create(self) -> None:
         """Make the folders."""
@@ -103,11 +108,29 @@ class RunFolder:
             atomic_write_text(path, buf.getvalue())
 
     def append_metrics(self, row: dict, path: Path | None = None) -> None:
-        """Append one row (flushed at once so a killed run keeps its history)."""
+        """Append one row (flushed at once so a killed run keeps its history); with TensorBoard
+        attached, the row is mirrored there too."""
         path = path or self.metrics
         columns = VAL_COLUMNS if path == self.val_metrics else COLUMNS
         with open(path, "a", newline="", encoding="utf-8") as f:
             csv.DictWriter(f, fieldnames=columns).writerow(row)
+        if self._mirror is not None:
+            if path == self.val_metrics:
+                self._mirror.validation(row)
+            else:
+                self._mirror.step(row)
+
+    def attach_tensorboard(self, first_iter: int) -> None:
+        """Mirror every row appended from now on as TensorBoard scalars (log.tensorboard);
+        call after start_metrics. TensorBoardMissing when the package is not installed."""
+        writer = tensorboard.open_writer(self.tensorboard_dir, first_iter or None)
+        self._mirror = tensorboard.ScalarMirror(writer, self.read_metrics())
+
+    def detach_tensorboard(self) -> None:
+        """Close the TensorBoard writer, if any."""
+        if self._mirror is not None:
+            self._mirror.close()
+            self._mirror = None
 
     def read_metrics(self, path: Path | None = None) -> list[dict]:
         """All rows of metrics.csv (or another of the run's CSVs) as dicts of strings."""
