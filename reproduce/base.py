@@ -124,8 +124,10 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
 
 
 def run_key(overrides: list[str]) -> str:
-    """Short stable hash naming a run folder (same overrides -> same run, reused)."""
-    return hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:10]
+    """Short stable hash naming a run folder (same overrides -> same run, reused). `log.*`
+    settings (e.g. log.tensorboard) are left out: what a run logs never changes it."""
+    kept = sorted(o for o in overrides if not o.startswith("log."))
+    return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:10]
 
 
 def stream_experiment(stream: Stream, base: tuple[str, ...], ctx: Context,

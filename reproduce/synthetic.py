@@ -107,9 +107,10 @@ def design_section() -> str:
     lines = ["## What the synthetic design allows", "",
              "Each pair of classes differs by one cue (tsn/data/synth.py). A stream can tell "
              "the two apart only if it sees that cue: RGB sees one frame (the scene's colour, "
-             "the objects), optical flow sees motion in grey levels (no colour, no shape), and "
+             "the objects), optical flow sees motion in grey levels (no colour, no shape); "
              "TSN's average consensus scores every snippet alone, so neither sees the order of "
-             "events.", "",
+             "events, and TSN's training flips frames left-right half of the time (the x flow "
+             "negated), so neither can learn left from right.", "",
              "| pair | the cue | one RGB frame shows | RGB tells them apart | flow shows | flow "
              "tells them apart | RGB + flow |", "|---|---|---|---|---|---|---|"]
     def tells(groups, a, b):
@@ -126,10 +127,11 @@ def design_section() -> str:
                           (("rgb", ["rgb"]), ("flow", ["flow"]), ("rgb+flow", ["rgb", "flow"])))
               + f"; chance {CHANCE:.2f}%. A stream that sees g classes alike gets them right "
               "1/g of the time on average over those classes, whatever rule it learns; mean "
-              "class accuracy averages over the 8 classes. RGB also cannot tell the blue "
-              "MoveLeft/MoveRight scene apart within it, flow cannot tell red from green, and "
-              "nothing here can tell CircleThenSquare from SquareThenCircle (what Table 3's "
-              "consensus functions are about)."]
+              "class accuracy averages over the 8 classes. So RGB knows every pair by its scene "
+              "but inside a pair only red from green, flow knows up from down but not red from "
+              "green, and no stream trained the TSN way tells MoveLeft from MoveRight (mirror "
+              "images) or CircleThenSquare from SquareThenCircle (what Table 3's consensus "
+              "functions are about)."]
     return "\n".join(lines)
 
 
@@ -165,11 +167,12 @@ def reached_section(rows: Sequence[dict]) -> str:
             cells = [f"{acc[i]:.0f} ({allows[c]:.0f})" for acc, allows in per_class.values()]
             lines.append(f"| {c} | {cue[c]} | " + " | ".join(cells) + " |")
     lines += ["", "What this shows: the spatial stream recognises what a scene looks like (its "
-              "colour: the pair, and red vs green), the temporal stream how things move "
-              "(left vs right, up vs down), and fusing their raw scores (1 : 1.5, "
+              "colour: the pair, and red vs green), the temporal stream how things move (up vs "
+              "down, a pan, an object standing still), and fusing their raw scores (1 : 1.5, "
               "tsn/fusion.py) combines both, because where a stream is blind its scores for the "
-              "look-alike classes are about equal and the other stream decides. Neither stream, "
-              "nor their fusion, can use the order of events with average consensus."]
+              "look-alike classes are about equal and the other stream decides. No stream, nor "
+              "their fusion, uses the order of events with average consensus, and mirroring in "
+              "training makes left and right one class to every stream."]
     return "\n".join(lines)
 
 

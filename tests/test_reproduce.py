@@ -68,6 +68,7 @@ def test_rows_are_deltas_and_shared_runs_hash_equal(tmp_path):
     t2 = stream_overrides(table2.RGB, table2.BASE, ctx, 1)
     t3 = stream_overrides(table3.ROWS["Average"].cells[0].streams[0], table3.BASE, ctx, 1)
     assert run_key(t2) == run_key(t3)  # Table 2 RGB = Table 3 Average spatial: one run
+    assert run_key([*t2, "log.tensorboard=true"]) == run_key(t2)  # logging: the same run
     flow = stream_overrides(table2.FLOW, table2.BASE, ctx, 1)
     assert "model.init=cross_modality" in flow and "model.init=imagenet" not in flow
     assert "data.dataset=synth" in flow  # the run records the synthetic frames, not ucf101

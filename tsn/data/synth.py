@@ -11,7 +11,10 @@ Eight classes in four pairs. Each pair has its own scene colour, what a single R
 two classes of a pair differ by one cue only:
 * colour: RedScene / GreenScene -- the scene's tint (red or green) is the cue; the object moves in
   a random direction;
-* motion: MoveLeft / MoveRight (blue scene) -- identical look, the object's direction (flow);
+* motion: MoveLeft / MoveRight (blue scene) -- identical look, the object's direction; but
+  they are each other's mirror image, and TSN's training flips frames left-right half of the
+  time (negating the horizontal flow, as the release's data layer does), which teaches every
+  stream to see them alike: the pair shows what that augmentation assumes;
 * motion under camera pan: PanObjectUp / PanObjectDown (grey scene) -- the whole scene pans left
   or right at random and the object moves up or down in it (its vertical flow tells; warped
   flow also removes the pan);
@@ -20,9 +23,10 @@ two classes of a pair differ by one cue only:
   so these two measure whether a model uses temporal order (expect chance with average
   consensus).
 
-`APPEARANCE` and `MOTION` say what a frame and what the flow show of each class; classes that
-look alike to a stream cannot be told apart by it, which sets each stream's ceiling
-(`stream_groups`, `ceiling`): the demo's report states it (docs/reproduce.md).
+`APPEARANCE` and `MOTION` say what a frame and what the flow show of each class to a stream
+trained the TSN way (mirrored frames, average consensus); classes that look alike to a stream
+cannot be told apart by it, which sets each stream's ceiling (`stream_groups`, `ceiling`): the
+demo's report states it (docs/reproduce.md).
 """
 
 from __future__ import annotations
@@ -64,11 +68,13 @@ APPEARANCE = {
     "SquareThenCircle": "purple scene, a disk and a square",
 }
 # What optical flow shows of a class, order-free (grey-level motion only: no colour, no shape;
-# the average consensus forgets when each snippet was taken)
+# the average consensus forgets when each snippet was taken) and mirror-free (training flips
+# frames left-right and negates the x flow: left and right motion are one view)
 MOTION = {
     "RedScene": "an object moving in a random direction",
     "GreenScene": "an object moving in a random direction",
-    "MoveLeft": "an object moving left", "MoveRight": "an object moving right",
+    "MoveLeft": "an object moving sideways (left or right: training mirrors frames)",
+    "MoveRight": "an object moving sideways (left or right: training mirrors frames)",
     "PanObjectUp": "the scene panning, an object moving up in it",
     "PanObjectDown": "the scene panning, an object moving down in it",
     "CircleThenSquare": "an object standing still (and changing shape once)",
