@@ -214,14 +214,13 @@ def test_tsn_test_ctrl_c_is_one_line_and_the_rerun_resumes(tmp_path):
     run, listing = test_faults_test.make_run(tmp_path)
     out = tmp_path / "scores.npz"
     partial = tmp_path / "scores.partial.npz"
-    proc = subprocess.Popen(test_faults_test.command(run, listing, out), cwd=REPO, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    cmd = test_faults_test.command(run, listing, out) + ["--crops", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     err = _interrupt_when(proc, partial.exists, "tsn test")
     assert _tsn_lines(err) == ["tsn test: interrupted; rerun the same command to resume"]
     assert partial.exists() and not out.exists()
-    done = subprocess.run(test_faults_test.command(run, listing, out), cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "already scored" in done.stderr and out.exists() and not partial.exists()
 
