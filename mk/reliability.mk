@@ -2,5 +2,5 @@
 
 .PHONY: test-faults
 
-test-faults: ## fault suite: kills + resume, disk full / read-only outputs, dead rank (root for tmpfs; ~5 min)
+test-faults: ## fault suite: kills + resume, Ctrl-C / SIGTERM, disk full / read-only outputs, dead rank (root for tmpfs; ~8 min)
 	$(PY) -m pytest -q -m faults tests/test_faults_*.py
