@@ -164,7 +164,7 @@ def test_tsn_test_refuses_an_unwritable_output_before_testing(tiny_run, tmp_path
     assert "\n" not in err
 
 
-@pytest.mark.parametrize("command", ["synth", "extract", "lists"])
+@pytest.mark.parametrize("command", ["synth", "extract", "lists", "weights fetch"])
 def test_commands_check_their_output_before_working(tmp_path, capsys, command):
     """A folder that cannot be made (a file in the way, as a read-only disk in
     tests/test_faults_disk.py): one line before any work, no traceback."""
@@ -181,10 +181,13 @@ def test_commands_check_their_output_before_working(tmp_path, capsys, command):
                       "--test-per-class", "1", "--frames", "4"],
             "extract": ["extract", "--src", str(src), "--out", str(out), "--flow", "dis"],
             "lists": ["lists", "--dataset", "ucf101", "--splits-dir", str(splits), "--frames",
-                      str(frames), "--out", str(out), "--split", "1", "--modality", "rgb"]}
+                      str(frames), "--out", str(out), "--split", "1", "--modality", "rgb"],
+            "weights fetch": ["weights", "--dir", str(out), "--lock", str(tmp_path / "l.toml"),
+                              "fetch", "bn_inception_rgb_init"]}
     assert tsn_main(argv[command]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"tsn {command}: error: cannot write {out}: [Errno 20] Not a "
+    where = out / "downloads" if command == "weights fetch" else out
+    assert err.startswith(f"tsn {command}: error: cannot write {where}: [Errno 20] Not a "
                           "directory"), err
     assert "\n" not in err and not (tmp_path / "a_file").is_dir()
 

@@ -93,10 +93,14 @@ def _list(manifest, args) -> int:
 
 
 def _fetch(manifest, args) -> int:
+    from tsn.atomic import check_writable
     from tsn.weights.fetch import fetch  # downloads, protobuf and torch: only when it runs
 
     lock, failed = ChecksumLock(args.lock), []
-    with _log_to(Path(args.dir or DEFAULT_DIR) / "downloads" / "fetch.log"):
+    downloads = Path(args.dir or DEFAULT_DIR) / "downloads"
+    for folder in (downloads, lock.path.parent):  # before any download: one line, exit 2
+        check_writable(folder)
+    with _log_to(downloads / "fetch.log"):
         for entry in _names(manifest, args.names):
             try:
                 res = fetch(entry, args.dir or DEFAULT_DIR, lock, args.accept_new_checksum,
@@ -143,6 +147,6 @@ def run(args: argparse.Namespace) -> int:
         manifest = load_manifest(args.manifest)
         action = {"list": _list, "fetch": _fetch, "eval-reference": _eval}
         return action[args.weights_command](manifest, args)
-    except (WeightsError, CaffeFormatError, ValueError, FileNotFoundError) as err:
+    except (WeightsError, CaffeFormatError, ValueError, OSError) as err:  # OSError: outputs
         print(f"tsn weights {args.weights_command}: error: {err}", file=sys.stderr)
         return 2
