@@ -90,6 +90,9 @@ def test_fetch_converts_the_download_and_eval_reference_runs(fake_reference, tmp
     # 3 videos of class 7 right, the class-3 video wrong: mean class accuracy 50, top-1 75
     assert (float(ucf["measured_mca"]), float(ucf["top1"]), ucf["videos"]) == (50.0, 75.0, "4")
     assert float(ucf["expected_mca"]) == 86.01 and float(ucf["delta"]) == pytest.approx(-36.01)
+    # 4 test videos: an interval so wide that even 86.01 is inside (nothing is refuted)
+    assert float(ucf["ci_low"]) < 50 < 86.01 < float(ucf["ci_high"])
+    assert ucf["expected_in_interval"] == "inside"
     hmdb = rows["hmdb51_split_1_tsn_rgb_reference_bn_inception"]
     assert hmdb["measured_mca"] == "" and "tsn weights fetch hmdb51_split_1" in hmdb["status"]
     md = (tmp_path / "results" / "reference_models.md").read_text()

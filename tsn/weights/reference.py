@@ -30,13 +30,15 @@ from tsn.fusion import fuse
 from tsn.metrics import mean_class_accuracy, video_top1
 from tsn.report import git_commit, run_record, write_csv, write_markdown
 from tsn.scores import Protocol, ScoreFileError, load_scores, save_scores
+from tsn.stats import scores_interval
 from tsn.weights.fetch import convert, converted_path, download_path
 from tsn.weights.manifest import Manifest, WeightEntry
 
 log = logging.getLogger(__name__)
 MAX_NAMED = 3  # models named in a one-line error (the count says how many more)
-COLUMNS = ("name", "dataset", "split", "modality", "expected_mca", "measured_mca", "delta",
-           "top1", "videos", "protocol", "status", "expected_source")
+COLUMNS = ("name", "dataset", "split", "modality", "expected_mca", "measured_mca", "ci_low",
+           "ci_high", "delta", "expected_in_interval", "top1", "videos", "protocol", "status",
+           "expected_source")
 
 
 class NothingEvaluated(WeightsError):
@@ -116,10 +118,16 @@ def evaluate_entry(entry: WeightEntry, opts: EvalOptions) -> dict:
 
 
 def _measured(vs, expected, mca, top1) -> dict:
+    """Measured mean class accuracy with its 95% interval (tsn/stats.py), top-1, and whether
+    the expected number lies in the interval."""
     measured = 100.0 * mca(vs.scores, vs.labels)
-    return {"measured_mca": round(measured, 2),
+    ci = scores_interval(vs.scores, vs.labels)
+    low, high = round(100 * ci.low, 2), round(100 * ci.high, 2)
+    return {"measured_mca": round(measured, 2), "ci_low": low, "ci_high": high,
             "top1": round(100.0 * top1(vs.scores, vs.labels), 2), "videos": len(vs.video_ids),
-            "delta": None if expected is None else round(measured - expected, 2)}
+            "delta": None if expected is None else round(measured - expected, 2),
+            "expected_in_interval": None if expected is None else
+            ("inside" if low <= expected <= high else "outside")}
 
 
 def fuse_rows(manifest: Manifest, opts: EvalOptions) -> list[dict]:
@@ -169,7 +177,10 @@ def evaluate_reference(manifest: Manifest, opts: EvalOptions,
     notes = ["Expected numbers: split 1 of the Caffe reference models converted to PyTorch "
              "(caffe2pytorch-tsn README, 25x10, mean class accuracy); splits 2 and 3 have no "
              "published per-split number. Single-split single-modality numbers vary by about "
-             "1 point (docs/caffe_release.md#released-models)."]
+             "1 point (docs/caffe_release.md#released-models).",
+             "ci_low-ci_high: 95% interval of the measured mean class accuracy, the test set's "
+             "finite size only (tsn/stats.py); expected_in_interval: whether the expected number "
+             "lies inside it."]
     write_markdown(opts.out_dir / "reference_models.md", "Released TSN reference models",
                    rows, COLUMNS, notes, run_record())
     return rows
