@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from reproduce.profiles import PROFILES, get_profile
 from reproduce.synthetic import ensure_synthetic
 from tsn import report
 from tsn.engine.choices import PRECISIONS
+from tsn.engine.interrupt import TrainingInterrupted
+from tsn.errors import Terminated, interrupt_exit_code
 
 log = logging.getLogger("reproduce")
 TARGETS = ("table1", "table2", "table3", "table4", "table5", "table6", "fusion")
@@ -121,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     except (data_mod.DataMissing, ValueError, RuntimeError) as err:
         print(f"python -m reproduce {args.target}: {err}", file=sys.stderr)
         return 2
+    except (TrainingInterrupted, KeyboardInterrupt) as err:  # Ctrl-C, SIGTERM (tsn.cli)
+        done = f" ({err})" if isinstance(err, TrainingInterrupted) else ""
+        print(f"python -m reproduce {args.target}: interrupted{done}; rerun the same command "
+              "to resume", file=sys.stderr)
+        return err.exit_code if isinstance(err, TrainingInterrupted) else (
+            interrupt_exit_code(err))
     name = args.name or (args.target if (args.data != "synthetic" and profile.name == "full")
                          else f"{args.target}-{args.data}-{profile.name}")
     paper_name = paper_row_names(module)
@@ -151,5 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()  # SIGTERM stops like Ctrl-C: partial files are saved (tsn.cli does it too)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _raise_terminated)
     sys.exit(main())

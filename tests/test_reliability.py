@@ -226,6 +226,24 @@ def test_tsn_test_keeps_the_scores_when_the_final_write_fails(tiny_run, tmp_path
     assert len(load_scores(out).video_ids) == 4 and not partial.exists()
 
 
+def test_reproduce_stops_on_an_interrupt_with_one_line(tmp_path, capsys, monkeypatch):
+    import reproduce.__main__ as repro
+    from tsn.engine.interrupt import TrainingInterrupted
+
+    for err, code in ((KeyboardInterrupt(), 130),
+                      (TrainingInterrupted(7, tmp_path / "iter_0000007.pt", 15, True), 143)):
+        def stopped(row, ctx, err=err):
+            raise err
+
+        monkeypatch.setattr(repro, "run_row", stopped)
+        monkeypatch.setattr(repro, "ensure_synthetic", lambda base, profile: base)
+        rc = repro.main(["table2", "--data", "synthetic", "--data-root", str(tmp_path / "d"),
+                         "--out", str(tmp_path / "r")])
+        (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+        assert rc == code and line.startswith("python -m reproduce table2: interrupted")
+        assert line.endswith("rerun the same command to resume")
+
+
 # ------------------------------------------------------------ case 8: eval-reference, no weights
 
 def test_eval_reference_without_weights_fails_in_one_line_and_writes_no_table(tmp_path, capsys):
