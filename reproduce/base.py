@@ -101,7 +101,7 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
     # the clip rule is in every run's overrides, so its hash: runs trained before clip_mode
     # existed (Caffe's literal iter_size rule) are never reused as release runs
     ordered = ["solver.clip_mode=release", *base, f"model.modality={stream.modality}",
-               *stream.delta, *ctx.profile.overrides(),
+               *stream.delta, *ctx.profile.overrides(stream.modality),
                f"data.dataset={family}",
                f"data.train_list={lists.train.resolve()}", f"data.split={split}",
                f"model.num_classes={lists.num_classes}", f"name={stream.modality}",

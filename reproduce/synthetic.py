@@ -109,8 +109,8 @@ def design_section() -> str:
              "the two apart only if it sees that cue: RGB sees one frame (the scene's colour, "
              "the objects), optical flow sees motion in grey levels (no colour, no shape); "
              "TSN's average consensus scores every snippet alone, so neither sees the order of "
-             "events, and TSN's training flips frames left-right half of the time (the x flow "
-             "negated), so neither can learn left from right.", "",
+             "events (and TSN's training flips frames left-right, so the design's motions are "
+             "up and down: left and right would look alike to every stream).", "",
              "| pair | the cue | one RGB frame shows | RGB tells them apart | flow shows | flow "
              "tells them apart | RGB + flow |", "|---|---|---|---|---|---|---|"]
     def tells(groups, a, b):
@@ -128,10 +128,10 @@ def design_section() -> str:
               + f"; chance {CHANCE:.2f}%. A stream that sees g classes alike gets them right "
               "1/g of the time on average over those classes, whatever rule it learns; mean "
               "class accuracy averages over the 8 classes. So RGB knows every pair by its scene "
-              "but inside a pair only red from green, flow knows up from down but not red from "
-              "green, and no stream trained the TSN way tells MoveLeft from MoveRight (mirror "
-              "images) or CircleThenSquare from SquareThenCircle (what Table 3's consensus "
-              "functions are about)."]
+              "but inside a pair only red from green, flow knows up from down (with or without "
+              "a pan) but not red from green, and no stream with average consensus tells "
+              "CircleThenSquare from SquareThenCircle (what Table 3's consensus functions are "
+              "about)."]
     return "\n".join(lines)
 
 
@@ -168,11 +168,10 @@ def reached_section(rows: Sequence[dict]) -> str:
             lines.append(f"| {c} | {cue[c]} | " + " | ".join(cells) + " |")
     lines += ["", "What this shows: the spatial stream recognises what a scene looks like (its "
               "colour: the pair, and red vs green), the temporal stream how things move (up vs "
-              "down, a pan, an object standing still), and fusing their raw scores (1 : 1.5, "
+              "down, a pan, sideways, standing still), and fusing their raw scores (1 : 1.5, "
               "tsn/fusion.py) combines both, because where a stream is blind its scores for the "
               "look-alike classes are about equal and the other stream decides. No stream, nor "
-              "their fusion, uses the order of events with average consensus, and mirroring in "
-              "training makes left and right one class to every stream."]
+              "their fusion, uses the order of events with average consensus."]
     return "\n".join(lines)
 
 

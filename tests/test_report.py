@@ -122,22 +122,23 @@ def test_fusion_gain_line():
 
 
 def test_synthetic_ceilings_come_from_the_design(tmp_path):
-    """RGB sees the scene (its pair, and red vs green), flow the motion (up/down; left/right
-    are mirror images to a stream trained with flips), neither the order: ceilings 62.5 / 62.5
-    / 75 from tsn.data.synth's tables alone."""
+    """RGB sees the scene (its pair, and red vs green), flow the motion (up/down, a pan,
+    sideways, still), neither the order: ceilings 62.5 / 75 / 87.5 from tsn.data.synth's tables
+    alone."""
     from reproduce import synthetic
     from tsn.data import synth
 
-    assert synth.ceiling(["rgb"]) == 0.625 and synth.ceiling(["flow"]) == 0.625
-    assert synth.ceiling(["rgb", "flow"]) == 0.75 and synth.ceiling(["rgb_diff"]) is None
-    assert synth.stream_groups(["rgb", "flow"])["MoveLeft"] == ("MoveLeft", "MoveRight")
-    assert synth.stream_groups(["rgb"])["MoveLeft"] == ("MoveLeft", "MoveRight")
+    assert synth.ceiling(["rgb"]) == 0.625 and synth.ceiling(["flow"]) == 0.75
+    assert synth.ceiling(["rgb", "flow"]) == 0.875 and synth.ceiling(["rgb_diff"]) is None
+    assert synth.stream_groups(["rgb", "flow"])["CircleThenSquare"] == ("CircleThenSquare",
+                                                                       "SquareThenCircle")
+    assert synth.stream_groups(["rgb"])["MoveUp"] == ("MoveDown", "MoveUp")
     assert synth.stream_groups(["flow"])["RedScene"] == ("GreenScene", "RedScene")
     design = synthetic.design_section()
     assert "| RedScene / GreenScene | colour | red scene, a disk / green scene, a disk | yes |" \
         in design
-    assert "| MoveLeft / MoveRight | motion | blue scene, a disk | no |" in design
-    assert "RGB (spatial stream) 62.50%" in design and "RGB + flow (fused) 75.00%" in design
+    assert "| MoveUp / MoveDown | motion | blue scene, a disk | no |" in design
+    assert "RGB (spatial stream) 62.50%" in design and "RGB + flow (fused) 87.50%" in design
     assert "| PanObjectUp / PanObjectDown | motion under a camera pan | grey scene, a disk | no |" \
         in design
     rows = [{"row": "Average", "column": c, "value": v, "ci_low": v - 5, "ci_high": v + 5,

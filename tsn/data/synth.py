@@ -9,19 +9,19 @@ g01.., train groups g08.., as split 1 of UCF101 uses g01-g07 for testing).
 Eight classes in four pairs. Each pair has its own scene colour, what a single RGB frame shows
 (as the pool or the track that tells UCF101's swimming strokes from its running events), and the
 two classes of a pair differ by one cue only:
-* colour: RedScene / GreenScene -- the scene's tint (red or green) is the cue; the object moves in
-  a random direction;
-* motion: MoveLeft / MoveRight (blue scene) -- identical look, the object's direction; but
-  they are each other's mirror image, and TSN's training flips frames left-right half of the
-  time (negating the horizontal flow, as the release's data layer does), which teaches every
-  stream to see them alike: the pair shows what that augmentation assumes;
+* colour: RedScene / GreenScene -- the scene's tint (red or green) is the cue; the object moves
+  sideways, left or right at random, so motion says nothing about the colour;
+* motion: MoveUp / MoveDown (blue scene) -- identical look, the object's direction. Up and down,
+  not left and right: TSN's training flips frames left-right half of the time (negating the
+  horizontal flow, as the release's data layer does), which would teach every stream to see a
+  left and a right mover alike;
 * motion under camera pan: PanObjectUp / PanObjectDown (grey scene) -- the whole scene pans left
   or right at random and the object moves up or down in it (its vertical flow tells; warped
   flow also removes the pan);
 * long-range order: CircleThenSquare / SquareThenCircle (purple scene) -- both shapes appear, in
-  opposite order; a single frame or an order-free consensus (TSN's average) cannot separate them,
-  so these two measure whether a model uses temporal order (expect chance with average
-  consensus).
+  opposite order, standing still; a single frame or an order-free consensus (TSN's average)
+  cannot separate them, so these two measure whether a model uses temporal order (expect chance
+  with average consensus).
 
 `APPEARANCE` and `MOTION` say what a frame and what the flow show of each class to a stream
 trained the TSN way (mirrored frames, average consensus); classes that look alike to a stream
@@ -43,26 +43,31 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CLASSES = (
-    "CircleThenSquare", "GreenScene", "MoveLeft", "MoveRight", "PanObjectDown", "PanObjectUp",
+    "CircleThenSquare", "GreenScene", "MoveDown", "MoveUp", "PanObjectDown", "PanObjectUp",
     "RedScene", "SquareThenCircle",
 )  # alphabetical, as classInd.txt is
 WIDTH, HEIGHT = 320, 240  # UCF101's native size
 FPS = 25.0
-# BGR gains of each class's scene (the background texture), jittered by +-10% per video
+# object side in pixels: a third of the frame height, large enough for a small CPU net's pooled
+# flow features to see it move (the demo's tiny 2-conv TSN averages over the whole image)
+OBJECT = 80
+# BGR gains of each class's scene (the background texture), jittered by +-10% per video. Red
+# and green have the same grey level (0.114 B + 0.587 G + 0.299 R = 0.898, what flow extraction
+# sees), so that the flow of the two is alike (no brightness cue).
 SCENE_GAINS = {
-    "RedScene": (0.6, 0.7, 1.4), "GreenScene": (0.6, 1.4, 0.7),
-    "MoveLeft": (1.4, 0.8, 0.6), "MoveRight": (1.4, 0.8, 0.6),  # blue
+    "RedScene": (0.6, 0.7, 1.4), "GreenScene": (0.6, 1.057, 0.7),
+    "MoveDown": (1.4, 0.8, 0.6), "MoveUp": (1.4, 0.8, 0.6),  # blue
     "PanObjectUp": (1.0, 1.0, 1.0), "PanObjectDown": (1.0, 1.0, 1.0),  # grey
     "CircleThenSquare": (1.3, 0.6, 1.3), "SquareThenCircle": (1.3, 0.6, 1.3),  # purple
 }
 # (class, class, the one cue that tells them apart)
-PAIRS = (("RedScene", "GreenScene", "colour"), ("MoveLeft", "MoveRight", "motion"),
+PAIRS = (("RedScene", "GreenScene", "colour"), ("MoveUp", "MoveDown", "motion"),
          ("PanObjectUp", "PanObjectDown", "motion under a camera pan"),
          ("CircleThenSquare", "SquareThenCircle", "order in time"))
 # What one RGB frame shows of a class (appearance only: no motion, no order)
 APPEARANCE = {
     "RedScene": "red scene, a disk", "GreenScene": "green scene, a disk",
-    "MoveLeft": "blue scene, a disk", "MoveRight": "blue scene, a disk",
+    "MoveUp": "blue scene, a disk", "MoveDown": "blue scene, a disk",
     "PanObjectUp": "grey scene, a disk", "PanObjectDown": "grey scene, a disk",
     "CircleThenSquare": "purple scene, a disk and a square",
     "SquareThenCircle": "purple scene, a disk and a square",
@@ -71,10 +76,8 @@ APPEARANCE = {
 # the average consensus forgets when each snippet was taken) and mirror-free (training flips
 # frames left-right and negates the x flow: left and right motion are one view)
 MOTION = {
-    "RedScene": "an object moving in a random direction",
-    "GreenScene": "an object moving in a random direction",
-    "MoveLeft": "an object moving sideways (left or right: training mirrors frames)",
-    "MoveRight": "an object moving sideways (left or right: training mirrors frames)",
+    "RedScene": "an object moving sideways", "GreenScene": "an object moving sideways",
+    "MoveUp": "an object moving up", "MoveDown": "an object moving down",
     "PanObjectUp": "the scene panning, an object moving up in it",
     "PanObjectDown": "the scene panning, an object moving down in it",
     "CircleThenSquare": "an object standing still (and changing shape once)",
@@ -106,7 +109,7 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return (40 + 170 * acc).astype(np.uint8)
 
 
-def object_patch(rng: np.random.Generator, size: int = 48, shape: str = "disk") -> tuple:
+def object_patch(rng: np.random.Generator, size: int = OBJECT, shape: str = "disk") -> tuple:
     """A bright textured object (BGR) and its mask: disk or square."""
     tex = texture(rng, size, size)
     patch = cv2.merge([np.clip(tex.astype(np.int32) + 60, 0, 255).astype(np.uint8)] * 3)
@@ -143,18 +146,15 @@ def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
     jitter = rng.uniform(0.9, 1.1, size=3)
     scene = tint(bg, np.asarray(SCENE_GAINS[cls]) * jitter)
     patch, mask = object_patch(rng)
-    x, y = rng.uniform(60, WIDTH - 110), rng.uniform(50, HEIGHT - 100)
+    x, y = rng.uniform(40, WIDTH - OBJECT - 40), rng.uniform(30, HEIGHT - OBJECT - 30)
     speed = rng.uniform(2.5, 4.0)
-    if cls in ("RedScene", "GreenScene"):
-        ang = rng.uniform(0, 2 * np.pi)
-        vx, vy = speed * np.cos(ang), speed * np.sin(ang)
-    else:
-        vx = {"MoveRight": speed, "MoveLeft": -speed}.get(cls, 0.0)
-        vy = {"PanObjectUp": -speed / 1.5, "PanObjectDown": speed / 1.5}.get(cls, 0.0)
-    if cls in ("MoveRight", "MoveLeft"):
-        x = WIDTH / 2 - 24 - vx * n / 2  # keep the object in view for the whole clip
-    if cls.startswith("Pan"):
-        y = HEIGHT / 2 - 24 - vy * n / 2
+    vx = rng.choice([-1.0, 1.0]) * speed if cls in ("RedScene", "GreenScene") else 0.0
+    vy = {"MoveDown": speed, "MoveUp": -speed, "PanObjectUp": -speed / 1.5,
+          "PanObjectDown": speed / 1.5}.get(cls, 0.0)
+    if vx:
+        x = (WIDTH - OBJECT) / 2 - vx * n / 2  # keep the object in view for the whole clip
+    if vy:
+        y = (HEIGHT - OBJECT) / 2 - vy * n / 2
     pan = rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 4.0) if cls.startswith("Pan") else 0.0
     shapes = None
     if cls in ("CircleThenSquare", "SquareThenCircle"):
@@ -167,7 +167,7 @@ def render(cls: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
         frame = np.ascontiguousarray(scene[pad:pad + HEIGHT, ox:ox + WIDTH])
         if shapes is not None:
             p, m = shapes[0] if t < n // 2 else shapes[1]
-            paste(frame, p, m, x + rng.normal(0, 1), y + rng.normal(0, 1))
+            paste(frame, p, m, x, y)  # standing still: only the order tells the pair
         else:
             # the object lives in the scene: its image motion is its own plus the pan
             paste(frame, patch, mask, x + vx * t - cam, y + vy * t)
