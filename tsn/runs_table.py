@@ -204,7 +204,8 @@ def write_table(table: str | Path, rows: Iterable[dict]) -> Path:
 @contextmanager
 def _locked(table: Path):
     table.parent.mkdir(parents=True, exist_ok=True)
-    with open(table.with_name(table.name + ".lock"), "a") as lock:
+    # a hidden lock file beside the table (never replaced, unlike the table; git-ignored)
+    with open(table.with_name(f".{table.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
