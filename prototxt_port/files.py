@@ -4,9 +4,9 @@ The file appears whole or not at all: the data goes to a temporary file in the d
 folder (same file system, so the rename is atomic), is flushed and fsynced, then renamed over
 the destination; on any error the temporary file is removed and the old destination is left
 untouched. The file gets the permissions `open()` would give it (a new file 0666 & ~umask, a
-replaced file keeps its mode; mkstemp alone makes 0600). tsn.atomic does the same for tsn;
-prototxt_port keeps its own copy of these few lines because it is a leaf package that imports
-nothing from tsn (docs/architecture.md).
+replaced file keeps its mode; mkstemp alone makes 0600). This is the one implementation:
+tsn.atomic re-exports it (prototxt_port is the leaf package, importing nothing from tsn, so the
+code lives here and tsn builds on it; docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 
-def _file_mode(path: Path) -> int:
+def file_mode(path: str | Path) -> int:
     """The mode `open(path, "w")` would leave: the existing file's, else 0666 & ~umask."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
@@ -42,7 +42,7 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode(path))
+        os.fchmod(fd, file_mode(path))
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

@@ -16,64 +16,18 @@ full output fails at once instead of after the work is done.
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
+# The atomic write itself lives in the leaf package (it imports nothing from tsn), so the two
+# packages share one implementation.
+from prototxt_port.files import atomic_open, atomic_write_bytes, file_mode
 from tsn.errors import OutputError
 
+__all__ = ["PROBE_BYTES", "atomic_open", "atomic_write_bytes", "atomic_write_text",
+           "check_writable", "file_mode", "write_error"]
+
 PROBE_BYTES = 4096  # one page: a full file system refuses it, an empty file might still fit
-
-
-def current_umask() -> int:
-    """The process's umask, read without changing it where Linux allows (/proc), else set and
-    restored at once."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def file_mode(path: str | Path) -> int:
-    """The mode `open(path, "w")` would leave: the existing file's, else 0666 & ~umask."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return 0o666 & ~current_umask()
-
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside `path`; it replaces `path` when the block ends cleanly."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode(path))
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write bytes to `path` atomically."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
-    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
