@@ -9,7 +9,6 @@ Opt-in: `make test-faults` (marker `faults`).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from tiny_runs import train_tiny_on_frames
 
-from tsn.cli import main as tsn_main
 from tsn.scores import load_scores
 
 pytestmark = pytest.mark.faults
@@ -31,25 +29,7 @@ VIDEOS = 60
 
 def make_run(tmp: Path) -> tuple[Path, Path]:
     """Frame folders, their list, and a one-iteration tiny run trained on them."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for v in range(VIDEOS):
-        folder = tmp / "frames" / f"v_{v:03d}"
-        folder.mkdir(parents=True)
-        for t in range(1, 9):
-            img = rng.integers(0, 256, (256, 340, 3), dtype=np.uint8)
-            cv2.imwrite(str(folder / f"img_{t:05d}.jpg"), img)
-        lines.append(f"{folder} 8 {v % 2}")
-    listing = tmp / "test.txt"
-    listing.write_text("\n".join(lines) + "\n")
-    cfg = tmp / "cfg.json"
-    cfg.write_text(json.dumps({"name": "t", "model": {"arch": "tiny", "num_classes": 2},
-                               "data": {"dataset": "synth", "num_workers": 0,
-                                        "train_list": str(listing)},
-                               "solver": {"preset": "custom", "max_iter": 1,
-                                          "batch_per_process": 2, "effective_batch": 2}}))
-    run = tmp / "run"
-    assert tsn_main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    run, listing, _ = train_tiny_on_frames(tmp, VIDEOS, 8, (256, 340))
     return run, listing
 
 

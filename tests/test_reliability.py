@@ -76,33 +76,9 @@ def test_command_line_overrides_are_still_parsed():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """Frame folders of 4 videos, their list (labels 0/1) and a one-iteration 2-class run."""
-    import json
+    from tiny_runs import train_tiny_on_frames
 
-    import cv2
-    import numpy as np
-
-    from tsn.cli import main as tsn_main
-
-    tmp = tmp_path_factory.mktemp("tiny_run")
-    rng = np.random.default_rng(0)
-    lines = []
-    for v in range(4):
-        folder = tmp / "frames" / f"v_{v:03d}"
-        folder.mkdir(parents=True)
-        for t in range(1, 7):
-            cv2.imwrite(str(folder / f"img_{t:05d}.jpg"),
-                        rng.integers(0, 256, (128, 170, 3), dtype=np.uint8))
-        lines.append(f"{folder} 6 {v % 2}")
-    listing = tmp / "test.txt"
-    listing.write_text("\n".join(lines) + "\n")
-    cfg = tmp / "cfg.json"
-    cfg.write_text(json.dumps({"name": "t", "model": {"arch": "tiny", "num_classes": 2},
-                               "data": {"dataset": "synth", "num_workers": 0,
-                                        "train_list": str(listing)},
-                               "solver": {"preset": "custom", "max_iter": 1,
-                                          "batch_per_process": 2, "effective_batch": 2}}))
-    assert tsn_main(["train", str(cfg), "--run-dir", str(tmp / "run")]) == 0
-    return tmp / "run", listing, lines
+    return train_tiny_on_frames(tmp_path_factory.mktemp("tiny_run"), 4, 6, (128, 170))
 
 
 def _test_args(run, listing, out):
