@@ -241,7 +241,9 @@ def run_row(row: Row, ctx: Context) -> list[dict]:
             ci = mean_of_intervals(counts)
             low, high = 100 * ci.low, 100 * ci.high
         fused = f", fused {':'.join(f'{w:g}' for w in weights)}" if len(cell.streams) > 1 else ""
-        stream_row = _table_row(paths[0], ctx)  # the training recipe of the (first) stream
+        # the training recipe: the stream's row, or the fused row's (which names each stream's
+        # where they differ, e.g. the schedule)
+        recipe_row = first
         listed = [*(score_files if len(cell.streams) > 1 else []), *paths]
         out.append({
             "table": table, "row": row.name, "column": cell.column, "dataset": ctx.data,
@@ -249,8 +251,8 @@ def run_row(row: Row, ctx: Context) -> list[dict]:
             "metric": "mean_class_acc", "value": value, "ci_low": low, "ci_high": high,
             "top1": sum(float(e["top1"]) for e in entries) / len(entries),
             "protocol": vs.protocol.label + fused,
-            "schedule": f"{stream_row['recipe']} ({stream_row['schedule']})",
-            **{k: stream_row[k] for k in ("batch", "init", "arch", "partial_bn", "segments",
+            "schedule": f"{recipe_row['recipe']} ({recipe_row['schedule']})",
+            **{k: recipe_row[k] for k in ("batch", "init", "arch", "partial_bn", "segments",
                                           "consensus", "precision", "clip_mode")},
             "flow": "; ".join(dict.fromkeys(e["flow"] for e in entries if e["flow"])),
             "streams": "+".join(s.modality for s in cell.streams),

@@ -99,8 +99,13 @@ def test_runs_table_incremental_equals_rebuilt(tmp_path, capsys):
                         np.eye(3)[[0, 1, 2, 1]],
                         Protocol(modality="rgb+flow", dataset="synthetic", split=1,
                                  extra={"fused": [
-                                     {"file": "a", "weight": 1.0, "protocol": {"modality": "rgb"}},
-                                     {"file": "b", "weight": 1.5, "protocol": {
+                                     # as fusion records them: relative to the working
+                                     # directory of then, here tmp_path
+                                     {"file": "results/runs/synthetic/demo/rgb-s1-aaa/"
+                                      "scores_25x10.npz", "weight": 1.0,
+                                      "protocol": {"modality": "rgb"}},
+                                     {"file": "results/runs/synthetic/demo/flow-s1-bbb/"
+                                      "scores_25x10.npz", "weight": 1.5, "protocol": {
                                          "modality": "flow", "extra": {"list": str(flow_list)}}}
                                  ]}))
     save_scores(rgb / "fused_x.npz", fused)
@@ -119,6 +124,11 @@ def test_runs_table_incremental_equals_rebuilt(tmp_path, capsys):
     fused_row = df.iloc[1].to_dict()
     assert fused_row["kind"] == "fused" and fused_row["protocol"].endswith("fused 1:1.5")
     assert fused_row["flow"] == "tvl1 torch gpu24" and fused_row["mean_class_acc"] == "100.00"
+    # the fused row describes both streams' runs, not only the folder it is saved in
+    assert fused_row["recipe"] == "rgb: release; flow: paper"
+    assert fused_row["schedule"] == ("rgb: max_iter 10, base_lr 0.001 fixed; "
+                                     "flow: max_iter 10, base_lr 0.005 fixed")
+    assert fused_row["arch"] == "tiny" and fused_row["clip_mode"] == "release"
     # rewriting a file replaces its row; a rebuild from the folders gives the same table
     save_scores(rgb / "scores_25x10.npz", scores([0, 1, 2, 2], [0, 1, 2, 1]))
     assert table.read_text() == incremental

@@ -110,6 +110,43 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _part_run_dir(file: str, fused_path: Path) -> Path:
+    """The run folder of one fused stream's score file. The file is recorded as it was given
+    to fusion (often relative to the working directory then), so it is looked up under each
+    folder above the fused file, which is the same wherever the table is rebuilt from; the
+    fused file's own folder if it is not found."""
+    part = Path(file)
+    if part.is_absolute():
+        return part.parent
+    for folder in fused_path.parents:
+        if file and (folder / part).is_file():
+            return (folder / part).parent
+    return fused_path.parent
+
+
+def _run_columns(run_dir: Path, base: Path) -> dict:
+    """The columns read from a training run's folder (config.json, run.json): empty when
+    `run_dir` holds no run (a score file tested from loose weights)."""
+    config = _read_json(run_dir / "config.json")
+    if not config:
+        return {}
+    record = _read_json(run_dir / "run.json")
+    s, m = config.get("solver", {}), config.get("model", {})
+    return {
+        "run": os.path.relpath(run_dir, base), "arch": m.get("arch", ""),
+        "segments": str(m.get("num_segments", "")), "consensus": m.get("consensus", ""),
+        "init": str(record.get("init", m.get("init", "")))  # what actually happened
+                + (" (cross-modality)" if record.get("cross_modality") else ""),
+        "partial_bn": m.get("partial_bn", ""),
+        "recipe": RECIPES.get(s.get("preset", ""), s.get("preset", "")),
+        "schedule": (f"max_iter {s.get('max_iter')}, base_lr {s.get('base_lr')} "
+                     f"{s.get('lr_policy')}") if s else "",
+        "batch": str(s.get("effective_batch", "")),
+        "clip_mode": s.get("clip_mode", "caffe_iter_size"),  # before the setting: literal
+        "precision": config.get("precision", "fp32"),
+    }
+
+
 def row_for(score_path: str | Path, vs: VideoScores, table: str | Path) -> dict:
     """The runs-table row of score file `score_path` holding `vs`, keyed relative to `table`'s
     folder (all values strings, as the CSV holds them)."""
@@ -137,22 +174,17 @@ def row_for(score_path: str | Path, vs: VideoScores, table: str | Path) -> dict:
     row["flow"] = "; ".join(dict.fromkeys(f for f in flows if f))
     run_dir = score_path.parent
     config = _read_json(run_dir / "config.json")
-    if config:
-        record = _read_json(run_dir / "run.json")
-        s, m = config.get("solver", {}), config.get("model", {})
-        row.update({
-            "run": os.path.relpath(run_dir, base), "arch": m.get("arch", ""),
-            "segments": str(m.get("num_segments", "")), "consensus": m.get("consensus", ""),
-            "init": str(record.get("init", m.get("init", "")))  # what actually happened
-                    + (" (cross-modality)" if record.get("cross_modality") else ""),
-            "partial_bn": m.get("partial_bn", ""),
-            "recipe": RECIPES.get(s.get("preset", ""), s.get("preset", "")),
-            "schedule": (f"max_iter {s.get('max_iter')}, base_lr {s.get('base_lr')} "
-                         f"{s.get('lr_policy')}") if s else "",
-            "batch": str(s.get("effective_batch", "")),
-            "clip_mode": s.get("clip_mode", "caffe_iter_size"),  # before the setting: literal
-            "precision": config.get("precision", "fp32"),
-        })
+    # A fused file lives in one stream's run folder; each column describes every fused stream
+    # (one value where they agree, else "rgb: ...; flow: ..."), not the folder's stream alone.
+    described = ([(str(f.get("protocol", {}).get("modality", "")),
+                   _part_run_dir(f.get("file", ""), score_path)) for f in fused]
+                 if fused else [(p.modality, run_dir)])
+    per_run = [(m, _run_columns(d, base)) for m, d in described]
+    per_run = [(m, c) for m, c in per_run if c]
+    for column in (per_run[0][1] if per_run else {}):
+        values = dict.fromkeys(c.get(column, "") for _, c in per_run)
+        row[column] = (next(iter(values)) if len(values) == 1
+                       else "; ".join(f"{m}: {c.get(column, '')}" for m, c in per_run))
     if fused:  # what was fused, and how: the streams' protocols (without dates) and weights
         row["config_hash"] = _hash([[f.get("weight"), {k: v for k, v in f.get("protocol", {})
                                                        .items() if k != "extra"}]
