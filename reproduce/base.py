@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -147,6 +148,18 @@ def _finished(run_dir: Path) -> bool:
     return bool(done) and done[-1][0] >= max_iter
 
 
+# Open MPI's mpirun turns Ctrl-C into SIGTERM to every rank and SIGKILLs them
+# odls_base_sigkill_timeout seconds later (default 1): too short for a BN-Inception iteration
+# plus the checkpoint an interrupted run writes (docs/engine.md). Other launchers ignore it.
+LAUNCHER_ENV = {"OMPI_MCA_odls_base_sigkill_timeout": "60"}
+
+
+def launcher_env(environ) -> dict:
+    """The environment of a launched `tsn train`: `environ` with LAUNCHER_ENV's defaults
+    (a value the user set wins)."""
+    return {**LAUNCHER_ENV, **environ}
+
+
 def _train(exp: Experiment, overrides: list[str], run_dir: Path, resume: bool,
            ctx: Context) -> None:
     """Train in this process, or under `ctx.launcher` (e.g. "mpirun -np 4", one process per
@@ -162,7 +175,7 @@ def _train(exp: Experiment, overrides: list[str], run_dir: Path, resume: bool,
     args = ["train", str(request.with_name("empty.json")), *overrides, "--run-dir",
             str(run_dir)] + (["--resume"] if resume else [])
     cmd = [*shlex.split(ctx.launcher), sys.executable, "-m", "tsn.cli", *args]
-    if subprocess.run(cmd, check=False).returncode != 0:
+    if subprocess.run(cmd, check=False, env=launcher_env(os.environ)).returncode != 0:
         raise RuntimeError(f"training failed: {' '.join(cmd)} (see {run_dir}/train.log)")
 
 

@@ -155,3 +155,31 @@ def test_every_target_runs_on_synthetic_tiny(tmp_path):
                 "--out", str(tmp_path / "results")]
         assert cli.main(argv) == 0, target
         assert (tmp_path / "results" / f"{target}-synthetic-tiny.csv").is_file()
+
+
+def test_launched_training_gets_mpiruns_sigkill_grace(tmp_path, monkeypatch):
+    """Under a launcher, `tsn train` runs with OMPI_MCA_odls_base_sigkill_timeout=60 (Open
+    MPI's 1 s default kills an interrupted BN-Inception rank before its checkpoint), unless the
+    user set it. The launcher here is a script that records its environment and arguments."""
+    import sys
+
+    from reproduce import base
+
+    seen = tmp_path / "seen.json"
+    launcher = tmp_path / "fake_mpirun.py"
+    launcher.write_text(
+        "import json, os, sys\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps([os.environ.get("
+        "'OMPI_MCA_odls_base_sigkill_timeout'), sys.argv[1:]]))\n")
+    ctx = Context("synthetic", get_profile("tiny"), launcher=f"{sys.executable} {launcher}")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.delenv("OMPI_MCA_odls_base_sigkill_timeout", raising=False)
+    base._train(None, ["solver.max_iter=1"], run_dir, False, ctx)
+    grace, argv = json.loads(seen.read_text())
+    assert grace == "60"
+    assert argv[1:4] == ["-m", "tsn.cli", "train"] and "solver.max_iter=1" in argv
+    monkeypatch.setenv("OMPI_MCA_odls_base_sigkill_timeout", "5")
+    base._train(None, [], run_dir, True, ctx)
+    grace, argv = json.loads(seen.read_text())
+    assert grace == "5" and argv[-1] == "--resume"
