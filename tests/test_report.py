@@ -151,3 +151,14 @@ def test_synthetic_ceilings_come_from_the_design(tmp_path):
     assert "The fusion beats both streams" in reached
     png = synthetic.write_ceiling_figure(tmp_path / "demo.png", rows, "demo")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_git_commit_outside_a_checkout_falls_back_to_tsn_commit(tmp_path, monkeypatch):
+    """A copied tree without .git (a lent GPU machine) records $TSN_COMMIT, else 'unknown'."""
+    from tsn.report import git_commit
+
+    monkeypatch.delenv("TSN_COMMIT", raising=False)
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv("TSN_COMMIT", "0123456789")
+    assert git_commit(tmp_path) == "0123456789"
+    assert git_commit() not in ("unknown", "0123456789")  # a checkout ignores the variable

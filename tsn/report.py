@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def git_commit(repo: str | Path | None = None) -> str:
-    """Short git commit of `repo` (default: this package's checkout), '+dirty' if modified."""
+    """Short git commit of `repo` (default: this package's checkout), '+dirty' if modified;
+    where there is no git checkout (a copied tree, e.g. on a lent GPU machine), $TSN_COMMIT if
+    set (the commit the copy was made from), else 'unknown'."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=cwd, text=True,
@@ -33,7 +35,7 @@ def git_commit(repo: str | Path | None = None) -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=cwd, text=True, capture_output=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("TSN_COMMIT") or "unknown"
     return sha + ("+dirty" if dirty else "")
 
 
