@@ -1,6 +1,6 @@
 # Data area (tsn/data, tsn/flow, tsn/download.py): datasets, extraction, lists. See docs/data.md.
 
-.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow bench-flow-fidelity flow-gpu-check flow-cost
+.PHONY: data-ucf101 data-hmdb51 data-synth test-data bench-data bench-flow bench-flow-fidelity flow-gpu-check device-pack flow-cost
 
 DATA_DIR ?= data
 SYNTH_DIR ?= $(DATA_DIR)/synth
@@ -40,6 +40,14 @@ flow-gpu-check: ## on a GPU machine: TV-L1 CUDA = CPU tests, fidelity and throug
 	$(PY) -m bench.flow_fidelity --device cuda
 	$(PY) -m bench.flow --device cuda --out-dir results/bench --budget-s 240
 	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
+
+# What flow-gpu-check reads from the shared facts folder, copied into the git-ignored .device/
+# so that it travels to a lent GPU machine (which gets the checkout only; docs/flow.md).
+TSN_SHARED ?= ../shared
+device-pack: ## copy the TV-L1 reference pairs (and tsn_caffe) into .device/shared for a lent GPU machine (docs/flow.md)
+	rm -rf .device/shared && mkdir -p .device/shared/caffe_golden
+	cp -r $(TSN_SHARED)/tvl1_golden $(TSN_SHARED)/tsn_caffe .device/shared/
+	@echo "carry .device; on the machine: TSN_SHARED=\$$PWD/.device/shared PYTHONPATH=\$$PWD make flow-gpu-check PY=python3"
 
 flow-cost: ## README's UCF101/HMDB51 extraction cost table from results/bench/flow_*.json
 	$(PY) -m bench.flow_cost --bench-dir results/bench --readme README.md
