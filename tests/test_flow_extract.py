@@ -162,3 +162,26 @@ def test_extract_video_tvl1_full_size(tmp_path):
     # -2 px * 340/320 = -2.125 px -> 114.5; +1 px * 256/240 = 1.07 px -> 134.8
     assert np.median(fx) == pytest.approx(114.5, abs=2)
     assert np.median(fy) == pytest.approx(134.8, abs=2)
+
+
+def test_cli_takes_src_and_out_from_the_data_layout(tmp_path, capsys):
+    """`tsn extract --dataset D --root R` reads R/D/UCF-101 (as the archive unpacks) and writes
+    R/D/frames (warp_frames with --warp): the folders `tsn lists --dataset D` reads."""
+    from tsn.cli import main as tsn
+
+    big = texture(300, 300)
+    src = tmp_path / "synth" / "UCF-101" / "ClassA"
+    src.mkdir(parents=True)
+    write_video(src / "v_ClassA_g01_c01.avi", [shifted(big, 2 * t, 0, 120, 160)
+                                               for t in range(3)])
+    common = ["extract", "--dataset", "synth", "--root", str(tmp_path), "--flow", "dis_fast",
+              "--width", "0"]
+    assert tsn(common) == 0
+    frames = tmp_path / "synth" / "frames" / "v_ClassA_g01_c01"
+    assert len(list(frames.glob("img_*"))) == len(list(frames.glob("flow_x_*"))) == 2
+    assert tsn([*common, "--warp"]) == 0
+    assert len(list((tmp_path / "synth" / "warp_frames" / "v_ClassA_g01_c01")
+                    .glob("flow_x_*"))) == 2
+    capsys.readouterr()
+    assert tsn(["extract", "--flow", "none"]) == 2
+    assert "--src and --out, or --dataset" in capsys.readouterr().err

@@ -19,12 +19,37 @@ from pathlib import Path
 from tsn.flow.choices import BACKENDS, FAILURE_LOG, METHODS, SEMANTICS
 
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+LAYOUT_DATASETS = ("ucf101", "hmdb51", "synth")  # the folders `tsn lists --dataset` knows
+
+
+def resolve_paths(args: argparse.Namespace) -> tuple[str, str]:
+    """(src, out): as given, else from the layout of --dataset under --root (ValueError when
+    neither says where)."""
+    if args.dataset is None:
+        if args.src is None or args.out is None:
+            raise ValueError("say where: --src and --out, or --dataset (the data layout's "
+                             "videos/ and frames/ under --root)")
+        return args.src, args.out
+    from tsn.data.layout import layout
+
+    where = layout(args.dataset, args.root)
+    out = where.frames("warped_flow" if args.warp else "rgb")
+    return args.src or str(where.videos), args.out or str(out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `tsn extract`."""
-    parser.add_argument("--src", required=True, help="a video file or a folder of videos")
-    parser.add_argument("--out", required=True, help="frame root (one folder per video)")
+    parser.add_argument("--src", default=None,
+                        help="a video file or a folder of videos (default with --dataset: "
+                             "<root>/<dataset>/videos, or UCF-101/ as the archive unpacks)")
+    parser.add_argument("--out", default=None,
+                        help="frame root, one folder per video (default with --dataset: "
+                             "<root>/<dataset>/frames, warp_frames with --warp)")
+    parser.add_argument("--dataset", default=None, choices=LAYOUT_DATASETS,
+                        help="take --src and --out from the data layout (docs/data.md), as "
+                             "`tsn lists --dataset` reads them")
+    parser.add_argument("--root", default="data",
+                        help="data root of the layout <root>/<dataset>/ (default data)")
     parser.add_argument("--flow", default="tvl1", choices=(*METHODS, "none"),
                         help="tvl1 = dense_flow's TV-L1 (see --tvl1-backend); dis / dis_fast = "
                              "fast OpenCV DIS (not TV-L1); none = frames only")
@@ -111,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     info = detect()
     try:
+        args.src, args.out = resolve_paths(args)
         cfg = build_config(args, info.local_rank)
     except ValueError as err:
         print(f"tsn extract: {err}", file=sys.stderr)
