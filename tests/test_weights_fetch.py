@@ -215,6 +215,40 @@ def test_cli_fetch_with_a_manifest_and_one_line_errors(tmp_path, capsys, tiny):
 
 
 
+def test_cli_verify_rehashes_downloads_and_checks_the_converted_source(tmp_path, capsys, tiny):
+    """`tsn weights verify`: ok after a fetch; a changed download or a .pt that was not
+    converted from the pinned file is named, exit 1; a file never fetched is only reported."""
+    proto, model, _ = tiny
+    manifest = tmp_path / "manifest.toml"
+    with LocalServer() as srv:
+        srv.add("/x.caffemodel", model)
+        manifest.write_text("schema = 1\n" + "".join(
+            f'[[model]]\nname = "{n}"\nkind = "reference"\nformat = "caffemodel"\n'
+            f'modality = "rgb"\ndataset = "ucf101"\nfile = "{n}.caffemodel"\n'
+            f'urls = ["{srv.url("/x.caffemodel")}"]\nprototxt = "{proto}"\n'
+            for n in ("x", "never")))
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        common = ["--manifest", str(manifest), "--dir", str(tmp_path / "w"),
+                  "--lock", str(tmp_path / "lock.toml")]
+        assert run(parser.parse_args(common + ["fetch", "x", "--quiet"])) == 0
+    capsys.readouterr()
+    verify = parser.parse_args(common + ["verify"])
+    assert run(verify) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("x: ok (sha256 ") and out[0].endswith("x.pt converted from it")
+    assert out[1] == "never: not downloaded"
+    download = tmp_path / "w" / "downloads" / "x.caffemodel"
+    download.write_bytes(model + b"\0")
+    assert run(verify) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("x: MISMATCH: ") and "1 file(s) do not match" in captured.err
+    download.write_bytes(model)
+    (tmp_path / "w" / "x.pt").write_bytes(b"not a checkpoint")
+    assert run(parser.parse_args(common + ["verify", "x"])) == 1
+    assert "x.pt was converted from unreadable" in capsys.readouterr().out
+
+
 def test_downloaded_init_style_caffemodel_is_converted_with_allowed_missing_layer(tmp_path):
     import dataclasses
 

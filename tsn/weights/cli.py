@@ -1,4 +1,5 @@
-"""`tsn weights list | fetch NAME... | import-cadene | import-tsn-pytorch | eval-reference`."""
+"""`tsn weights list | fetch NAME... | verify [NAME...] | import-cadene | import-tsn-pytorch |
+eval-reference`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--timeout", type=float, default=None, metavar="S",
                        help="seconds a download may stall before the next URL is tried "
                             "(default $TSN_DOWNLOAD_TIMEOUT_S, else 30)")
+    verify = sub.add_parser("verify", help="re-hash the downloaded files against the checksum "
+                            "lock, and check each .pt was converted from the pinned file")
+    verify.add_argument("names", nargs="*", help="manifest names, or all / init / reference "
+                        "(default: all)")
     for name, what in (("import-cadene", "Cadene pretrainedmodels bninception .pth"),
                        ("import-tsn-pytorch", "tsn-pytorch checkpoint or bn_inception .pth")):
         imp = sub.add_parser(name, help=f"{what} -> .pt checked against the Caffe layout")
@@ -92,6 +97,53 @@ def _list(manifest, args) -> int:
     return 0
 
 
+def _verify_one(entry, folder: Path, lock: ChecksumLock) -> tuple[str, bool]:
+    """(state line, whether it is a failure) of one weight file: the download re-hashed
+    against its pinned SHA-256, the converted .pt's recorded source against the same."""
+    from prototxt_port.convert import load_weights
+    from tsn.download import sha256_file
+
+    path, rec, out = download_path(entry, folder), lock.get(entry.name), None
+    if not path.is_file():
+        state, bad = "not downloaded" + (" (pinned)" if rec else ""), False
+    elif rec is None:
+        state, bad = (f"downloaded, not pinned (sha256 {sha256_file(path)[:12]}): `tsn weights "
+                      f"fetch {entry.name}` pins it once it converts"), False
+    else:
+        digest = sha256_file(path)
+        bad = digest != rec.sha256
+        state = (f"MISMATCH: {path} has sha256 {digest}, {lock.path} pinned {rec.sha256} "
+                 f"({rec.size} bytes on {rec.recorded}): delete it and `tsn weights fetch "
+                 f"{entry.name}`" if bad else f"ok (sha256 {digest[:12]} as pinned)")
+    if rec is not None and converted_path(entry, folder).is_file():
+        out = converted_path(entry, folder)
+        try:
+            source = str(load_weights(out)["meta"].get("sha256", ""))
+        except Exception as err:  # a damaged .pt: any unpickling error, said in one line
+            source = f"unreadable ({type(err).__name__})"
+        if source != rec.sha256:
+            bad = True
+            state += (f"; {out} was converted from {source[:16] or 'an unrecorded file'}, not "
+                      f"the pinned file: delete it and `tsn weights fetch {entry.name}`")
+        else:
+            state += f"; {out.name} converted from it"
+    return state, bad
+
+
+def _verify(manifest, args) -> int:
+    """Check every named weight file against the checksum lock; exit 1 on any mismatch."""
+    lock, folder = ChecksumLock(args.lock), Path(args.dir or DEFAULT_DIR)
+    failures = 0
+    for entry in _names(manifest, args.names or ["all"]):
+        state, bad = _verify_one(entry, folder, lock)
+        failures += bad
+        print(f"{entry.name}: {state}")
+    if failures:
+        print(f"tsn weights verify: {failures} file(s) do not match {lock.path}",
+              file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _fetch(manifest, args) -> int:
     from tsn.atomic import check_writable
     from tsn.weights.fetch import fetch  # downloads, protobuf and torch: only when it runs
@@ -145,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             print(import_tsn_pytorch(args.path, args.out))
             return 0
         manifest = load_manifest(args.manifest)
-        action = {"list": _list, "fetch": _fetch, "eval-reference": _eval}
+        action = {"list": _list, "fetch": _fetch, "verify": _verify, "eval-reference": _eval}
         return action[args.weights_command](manifest, args)
     except (WeightsError, CaffeFormatError, ValueError, OSError) as err:  # OSError: outputs
         print(f"tsn weights {args.weights_command}: error: {err}", file=sys.stderr)
