@@ -19,8 +19,9 @@ every one of the iteration's small operations as soon as another job shares the 
 A block holds the same pairs for every side (default 8: each golden pair once, since TV-L1's
 cost depends on the motion; 64 on CUDA), as calls of the side's batch (at least one call).
 
-The sides run interleaved in one process: each round runs one block of every side, in an
-order rotated by one each round, so a change in machine load hits every side alike. Every
+The sides run interleaved in one process (bench.rounds.interleave): each round runs one block
+of every side, in an order rotated by one each round, so a change in machine load hits every
+side alike. Every
 block records the load average before and after it (os.getloadavg), and the run records the
 thread counts (torch and OpenCV use the same --threads on the same cores), CUDA peak memory
 per pair (torch.cuda.max_memory_allocated / B), the mean end-point error of each side's flow
@@ -50,6 +51,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.rounds import interleave
 from tsn.atomic import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,8 +139,15 @@ def _stack(pairs: list[dict], start: int, n: int) -> tuple[list[int], np.ndarray
             np.stack([pairs[i]["next"] for i in idx]))
 
 
+def _block_pairs(side: Side, cfg: BenchConfig) -> int:
+    """Pairs in one block of `side`: block_pairs for OpenCV, whole batches for torch."""
+    return cfg.block_pairs if side.kind == "opencv" else _block_calls(side, cfg) * side.batch
+
+
 def run_block(side: Side, pairs: list[dict], cfg: BenchConfig, opencv_flow) -> tuple[dict, list]:
-    """Time one block of `side`; returns (block record, [(pair index, flow)] of its pairs)."""
+    """Time one block of `side`; returns (its fields for the block record: seconds, pairs/s,
+    process CPU seconds, peak CUDA memory per pair; [(pair index, flow)] of its pairs). The
+    load around it is recorded by bench.rounds.interleave."""
     import torch
 
     from tsn.flow.compute import compute_flow
@@ -148,29 +157,23 @@ def run_block(side: Side, pairs: list[dict], cfg: BenchConfig, opencv_flow) -> t
     if cuda:
         torch.cuda.synchronize(cfg.device)
         torch.cuda.reset_peak_memory_stats(cfg.device)
-    load_before = os.getloadavg()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    flows, done = [], 0
+    flows = []
     if side.kind == "opencv":
         for i in range(cfg.block_pairs):
             k = i % len(pairs)
             flows.append((k, compute_flow(opencv_flow, pairs[k]["prev"], pairs[k]["next"])))
-            done += 1
     else:
         for c in range(_block_calls(side, cfg)):
             idx, prevs, nexts = _stack(pairs, c * side.batch, side.batch)
             out = tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device,
                             compile=side.compiled)
             flows += list(zip(idx, out, strict=True))  # numpy result: the device has finished
-            done += side.batch
     seconds = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
-    record = {"side": side.name, "kind": side.kind, "batch": side.batch,
-              "semantics": side.semantics, "compiled": side.compiled, "pairs": done,
-              "seconds": round(seconds, 4),
-              "pairs_per_s": done / seconds, "process_cpu_s": round(cpu_s, 3),
-              "load_before": [round(x, 2) for x in load_before],
-              "load_after": [round(x, 2) for x in os.getloadavg()]}
+    record = {"kind": side.kind, "batch": side.batch, "semantics": side.semantics,
+              "compiled": side.compiled, "pairs": len(flows), "seconds": round(seconds, 4),
+              "pairs_per_s": len(flows) / seconds, "process_cpu_s": round(cpu_s, 3)}
     if cuda:
         peak = torch.cuda.max_memory_allocated(cfg.device)
         record["peak_mib_per_pair"] = peak / side.batch / 2**20
@@ -232,21 +235,25 @@ def run(cfg: BenchConfig, progress: bool = True) -> dict:
             _i, prevs, nexts = _stack(pairs, 0, side.batch)
             tvl1_flow(prevs, nexts, semantics=side.semantics, device=cfg.device,
                       compile=side.compiled)
-    blocks, epe, started = [], {}, time.perf_counter()
-    for r in range(cfg.rounds):
-        if r and time.perf_counter() - started > cfg.budget_s:
-            break
-        order = all_sides[r % len(all_sides):] + all_sides[:r % len(all_sides)]
-        for side in order:
-            block, flows = run_block(side, pairs, cfg, opencv_flow)
-            block["round"] = r
-            blocks.append(block)
+    epe, started = {}, time.perf_counter()
+
+    def timed(side: Side):
+        def one_block(_round: int) -> dict:
+            fields, flows = run_block(side, pairs, cfg, opencv_flow)
             epe.setdefault(side.name, _epe(flows, pairs))
-            if progress:
-                print(f"round {r} {side.name:>16}: {block['pairs_per_s']:8.3f} pairs/s "
-                      f"({block['pairs']} pairs, {block['seconds']:.1f} s, load "
-                      f"{block['load_before'][0]:.2f} -> {block['load_after'][0]:.2f})",
-                      file=sys.stderr, flush=True)
+            return fields
+        return one_block
+
+    def show(block: dict) -> None:
+        print(f"round {block['round']} {block['side']:>16}: {block['pairs_per_s']:8.3f} pairs/s "
+              f"({block['pairs']} pairs, {block['seconds']:.1f} s, load "
+              f"{block['load_before'][0]:.2f} -> {block['load_after'][0]:.2f})",
+              file=sys.stderr, flush=True)
+
+    # the sides take turns, rotated each round, the load recorded around every block
+    blocks = interleave({side.name: timed(side) for side in all_sides}, cfg.rounds,
+                        units={side.name: _block_pairs(side, cfg) for side in all_sides},
+                        warmup=False, budget_s=cfg.budget_s, on_block=show if progress else None)
     frame = pairs[0]["prev"].shape
     config = {**asdict(cfg), "pairs_from": "tvl1_golden (8 pairs, repeated)",
               "frame_size": [int(frame[1]), int(frame[0])],

@@ -12,7 +12,8 @@ load the numbers were taken under.
 
 A side is a function of the round index that runs one block. It returns the seconds it wants
 counted (e.g. the engine's own per-iteration timings, leaving set-up out), or None to have the
-block's wall time counted. `units` is how many items (steps, samples, iterations) a block does.
+block's wall time counted, or a dict of its own fields for the block record (its "seconds", if
+there, counted as above). `units` is how many items (steps, samples, iterations) a block does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
-Side = Callable[[int], "float | None"]
+Side = Callable[[int], "float | dict | None"]
 
 
 def load_average() -> list[float]:
@@ -31,12 +32,15 @@ def load_average() -> list[float]:
 
 
 def interleave(sides: Mapping[str, Side], rounds: int, units: Mapping[str, int] | int = 1,
-               warmup: bool = True) -> list[dict]:
+               warmup: bool = True, budget_s: float | None = None,
+               on_block: Callable[[dict], None] | None = None) -> list[dict]:
     """Run `rounds` rounds of one block per side, rotating the order; one record per block.
 
     With `warmup`, every side first runs one untimed block (allocators, caches, kernel choice).
+    With `budget_s`, no new round starts once that many seconds have passed (the first always
+    runs). `on_block` sees each record as it is made (progress lines).
     Record: round, side, position in the round, units, seconds, seconds_per_unit, load before
-    and after (1/5/15 min).
+    and after (1/5/15 min), and the fields a side returned.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -45,17 +49,24 @@ def interleave(sides: Mapping[str, Side], rounds: int, units: Mapping[str, int] 
     if warmup:
         for name in names:
             sides[name](-1)
-    blocks = []
+    blocks, started = [], time.perf_counter()
     for r in range(rounds):
+        if r and budget_s is not None and time.perf_counter() - started > budget_s:
+            break
         order = names[r % len(names):] + names[:r % len(names)]
         for position, name in enumerate(order):
             before = load_average()
             t0 = time.perf_counter()
             reported = sides[name](r)
-            seconds = time.perf_counter() - t0 if reported is None else float(reported)
+            wall = time.perf_counter() - t0
+            fields = dict(reported) if isinstance(reported, Mapping) else {}
+            own = fields.pop("seconds", None) if fields else reported
+            seconds = wall if own is None else float(own)
             blocks.append({"round": r, "side": name, "position": position, "units": count[name],
                            "seconds": seconds, "seconds_per_unit": seconds / count[name],
-                           "load_before": before, "load_after": load_average()})
+                           "load_before": before, "load_after": load_average(), **fields})
+            if on_block is not None:
+                on_block(blocks[-1])
     return blocks
 
 

@@ -25,3 +25,20 @@ def test_a_side_may_report_its_own_seconds():
     assert stats["engine"]["blocks"] == 2
     with pytest.raises(ValueError, match="rounds"):
         interleave({"a": lambda r: None}, rounds=0)
+
+
+def test_a_side_may_return_its_own_fields_and_a_budget_stops_new_rounds():
+    import time
+
+    seen = []
+
+    def slow(r):
+        time.sleep(0.05)
+        return {"seconds": 0.5, "pairs": 4}
+
+    blocks = interleave({"a": slow, "b": lambda r: {"pairs": 2}}, rounds=5, units=2,
+                        warmup=False, budget_s=0.01, on_block=seen.append)
+    assert [b["round"] for b in blocks] == [0, 0]  # the first round always runs, no second
+    assert blocks[0]["seconds"] == 0.5 and blocks[0]["pairs"] == 4  # own seconds, own fields
+    assert 0 < blocks[1]["seconds"] < 0.05 and blocks[1]["pairs"] == 2  # wall time counted
+    assert seen == blocks
