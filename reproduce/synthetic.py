@@ -224,7 +224,7 @@ def write_ceiling_figure(path: str | Path, rows: Sequence[dict], name: str) -> P
     highs = np.array([float(r.get("ci_high") if r.get("ci_high") not in (None, "")
                             else r["value"]) for r in rated])
     ax.bar(x, values, 0.6, color=["tab:red", "tab:blue", "tab:purple", "tab:gray"][:len(x)],
-           alpha=0.8, label="reached (bar: 95% interval of the test set)")
+           alpha=0.8, label="reached (error bar: 95% interval of the test set)")
     ax.errorbar(x, values, yerr=[values - lows, highs - values], fmt="none", ecolor="black",
                 capsize=4, lw=1)
     for xi, r in zip(x, rated):
