@@ -124,10 +124,28 @@ def stream_overrides(stream: Stream, base: tuple[str, ...], ctx: Context,
     return [f"{k}={v}" for k, v in resolved.items()]
 
 
-def run_key(overrides: list[str]) -> str:
-    """Short stable hash naming a run folder (same overrides -> same run, reused). `log.*`
-    settings (e.g. log.tensorboard) are left out: what a run logs never changes it."""
-    kept = sorted(o for o in overrides if not o.startswith("log."))
+def _portable(item: str) -> str:
+    """`key=/abs/path` -> `key=path` relative to the working directory when under it."""
+    key, sep, value = item.partition("=")
+    path = value if sep else key
+    if os.path.isabs(path):
+        try:
+            path = os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+        except ValueError:
+            pass
+    return f"{key}={path}" if sep else path
+
+
+def run_key(overrides: list[str], frames: dict | None = None) -> str:
+    """Short stable hash naming a run folder: the same overrides on the same frames give the
+    same run, which is reused. Paths count relative to the working directory (a clone elsewhere
+    names its runs alike); `frames` (the settings that extracted the training frames,
+    runs_table.frames_settings) count, so frames re-extracted another way never reuse a run
+    trained on the old ones. `log.*` settings (e.g. log.tensorboard) are left out: what a run
+    logs never changes it."""
+    kept = sorted(_portable(o) for o in overrides if not o.startswith("log."))
+    if frames:
+        kept.append("frames=" + json.dumps(frames, sort_keys=True))
     return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:10]
 
 
@@ -182,8 +200,10 @@ def _train(exp: Experiment, overrides: list[str], run_dir: Path, resume: bool,
 def ensure_scores(stream: Stream, base: tuple[str, ...], ctx: Context, split: int) -> Path:
     """Train the stream if its run is missing or unfinished, test it if no score file yet."""
     exp, overrides = stream_experiment(stream, base, ctx, split)
+    train_list = next(o.partition("=")[2] for o in overrides
+                      if o.startswith("data.train_list="))
     run_dir = ctx.runs_root / ctx.data / ctx.profile.name / (
-        f"{stream.modality}-s{split}-{run_key(overrides)}")
+        f"{stream.modality}-s{split}-{run_key(overrides, runs_table.frames_settings(train_list))}")
     run_dir.mkdir(parents=True, exist_ok=True)
     request = run_dir / "request.json"  # the overrides, for humans and for reuse checks
     report.atomic_write_bytes(request, json.dumps({"overrides": overrides}, indent=1).encode())

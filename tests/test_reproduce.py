@@ -183,3 +183,16 @@ def test_launched_training_gets_mpiruns_sigkill_grace(tmp_path, monkeypatch):
     base._train(None, [], run_dir, True, ctx)
     grace, argv = json.loads(seen.read_text())
     assert grace == "5" and argv[-1] == "--resume"
+
+
+def test_run_keys_are_portable_and_follow_the_frames(tmp_path, monkeypatch):
+    """The same settings name the same run folder in a clone anywhere (paths under the working
+    directory count relative to it); frames extracted another way name another run."""
+    monkeypatch.chdir(tmp_path)
+    here = ["data.train_list=" + str(tmp_path / "data" / "l.txt"), "solver.max_iter=3"]
+    assert run_key(here) == run_key(["data.train_list=data/l.txt", "solver.max_iter=3"])
+    elsewhere = ["data.train_list=/elsewhere/data/l.txt", "solver.max_iter=3"]
+    assert run_key(elsewhere) != run_key(here)  # outside the working directory: as given
+    dis, tvl1 = {"flow": "dis", "width": 340}, {"flow": "tvl1", "width": 340}
+    assert run_key(here, dis) != run_key(here, tvl1) != run_key(here)
+    assert run_key(here, dict(reversed(list(dis.items())))) == run_key(here, dis)

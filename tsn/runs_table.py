@@ -85,17 +85,23 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def flow_of_list(list_file: str | os.PathLike) -> str:
-    """The flow method of the frames a test list reads: `<method> <backend> <semantics>` from
-    the frames root's extract_settings.json (tsn/flow/settings.py), "" when unknown."""
+def frames_settings(list_file: str | os.PathLike) -> dict:
+    """The `settings` of the extract_settings.json of the frames root a file list reads (its
+    first video's folder's parent; tsn/flow/settings.py), {} when unknown."""
     try:
         with open(list_file, encoding="utf-8") as fh:
             first = fh.readline().split()
     except OSError:
-        return ""
+        return {}
     if not first:
-        return ""
-    s = _read_json(Path(first[0]).parent / SETTINGS_FILE).get("settings") or {}
+        return {}
+    return _read_json(Path(first[0]).parent / SETTINGS_FILE).get("settings") or {}
+
+
+def flow_of_list(list_file: str | os.PathLike) -> str:
+    """The flow method of the frames a test list reads: `<method> <backend> <semantics>` from
+    the frames root's extract_settings.json (tsn/flow/settings.py), "" when unknown."""
+    s = frames_settings(list_file)
     parts = [s.get("flow"), s.get("backend"), s.get("semantics")]
     return " ".join(str(p) for p in parts if p)
 
