@@ -128,11 +128,8 @@ def _portable(item: str) -> str:
     """`key=/abs/path` -> `key=path` relative to the working directory when under it."""
     key, sep, value = item.partition("=")
     path = value if sep else key
-    if os.path.isabs(path):
-        try:
-            path = os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
-        except ValueError:
-            pass
+    if os.path.isabs(path) and Path(path).is_relative_to(Path.cwd()):
+        path = os.path.relpath(path)
     return f"{key}={path}" if sep else path
 
 
@@ -274,9 +271,6 @@ def run_row(row: Row, ctx: Context) -> list[dict]:
             ci = mean_of_intervals(counts)
             low, high = 100 * ci.low, 100 * ci.high
         fused = f", fused {':'.join(f'{w:g}' for w in weights)}" if len(cell.streams) > 1 else ""
-        # the training recipe: the stream's row, or the fused row's (which names each stream's
-        # where they differ, e.g. the schedule)
-        recipe_row = first
         listed = [*(score_files if len(cell.streams) > 1 else []), *paths]
         out.append({
             "table": table, "row": row.name, "column": cell.column, "dataset": ctx.data,
@@ -284,8 +278,10 @@ def run_row(row: Row, ctx: Context) -> list[dict]:
             "metric": "mean_class_acc", "value": value, "ci_low": low, "ci_high": high,
             "top1": sum(float(e["top1"]) for e in entries) / len(entries),
             "protocol": vs.protocol.label + fused,
-            "schedule": f"{recipe_row['recipe']} ({recipe_row['schedule']})",
-            **{k: recipe_row[k] for k in ("batch", "init", "arch", "partial_bn", "segments",
+            # the training recipe: the stream's row, or the fused row's (which names each
+            # stream's where they differ, e.g. the schedule)
+            "schedule": f"{first['recipe']} ({first['schedule']})",
+            **{k: first[k] for k in ("batch", "init", "arch", "partial_bn", "segments",
                                           "consensus", "precision", "clip_mode")},
             "flow": "; ".join(dict.fromkeys(e["flow"] for e in entries if e["flow"])),
             "streams": "+".join(s.modality for s in cell.streams),
