@@ -246,7 +246,7 @@ def test_cli_verify_rehashes_downloads_and_checks_the_converted_source(tmp_path,
     download.write_bytes(model)
     (tmp_path / "w" / "x.pt").write_bytes(b"not a checkpoint")
     assert run(parser.parse_args(common + ["verify", "x"])) == 1
-    assert "x.pt was converted from unreadable" in capsys.readouterr().out
+    assert "x.pt was converted from an unreadable file (" in capsys.readouterr().out
 
 
 def test_downloaded_init_style_caffemodel_is_converted_with_allowed_missing_layer(tmp_path):

@@ -103,7 +103,8 @@ def _verify_one(entry, folder: Path, lock: ChecksumLock) -> tuple[str, bool]:
     from prototxt_port.convert import load_weights
     from tsn.download import sha256_file
 
-    path, rec, out = download_path(entry, folder), lock.get(entry.name), None
+    path, rec, out = download_path(entry, folder), lock.get(entry.name), converted_path(entry,
+                                                                                     folder)
     if not path.is_file():
         state, bad = "not downloaded" + (" (pinned)" if rec else ""), False
     elif rec is None:
@@ -115,16 +116,16 @@ def _verify_one(entry, folder: Path, lock: ChecksumLock) -> tuple[str, bool]:
         state = (f"MISMATCH: {path} has sha256 {digest}, {lock.path} pinned {rec.sha256} "
                  f"({rec.size} bytes on {rec.recorded}): delete it and `tsn weights fetch "
                  f"{entry.name}`" if bad else f"ok (sha256 {digest[:12]} as pinned)")
-    if rec is not None and converted_path(entry, folder).is_file():
-        out = converted_path(entry, folder)
+    if rec is not None and out.is_file():
         try:
             source = str(load_weights(out)["meta"].get("sha256", ""))
+            what = f"sha256 {source[:12]}" if source else "an unrecorded file"
         except Exception as err:  # a damaged .pt: any unpickling error, said in one line
-            source = f"unreadable ({type(err).__name__})"
+            source, what = "", f"an unreadable file ({type(err).__name__})"
         if source != rec.sha256:
             bad = True
-            state += (f"; {out} was converted from {source[:16] or 'an unrecorded file'}, not "
-                      f"the pinned file: delete it and `tsn weights fetch {entry.name}`")
+            state += (f"; {out} was converted from {what}, not the pinned file: delete it and "
+                      f"`tsn weights fetch {entry.name}`")
         else:
             state += f"; {out.name} converted from it"
     return state, bad
