@@ -103,8 +103,8 @@ def _verify_one(entry, folder: Path, lock: ChecksumLock) -> tuple[str, bool]:
     from prototxt_port.convert import load_weights
     from tsn.download import sha256_file
 
-    path, rec, out = download_path(entry, folder), lock.get(entry.name), converted_path(entry,
-                                                                                     folder)
+    path, out = download_path(entry, folder), converted_path(entry, folder)
+    rec = lock.get(entry.name)
     if not path.is_file():
         state, bad = "not downloaded" + (" (pinned)" if rec else ""), False
     elif rec is None:
