@@ -12,7 +12,6 @@ model; they are registered by the package that owns that model (`register_layout
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +24,7 @@ import torch
 
 from prototxt_port.caffemodel import read_caffemodel, write_caffemodel
 from prototxt_port.errors import CaffeFormatError
-from prototxt_port.files import atomic_open
+from prototxt_port.files import atomic_open, sha256_of
 from prototxt_port.net import CaffeNet, layer_name_of
 
 log = logging.getLogger(__name__)
@@ -79,15 +78,6 @@ def _layout(name: str, source: str) -> Layout:
         raise CaffeFormatError(f"{source}: layout {name!r} is not registered (known: {known}); "
                                "install the package that provides it")
     return found
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_weights(obj: dict, path: str | Path) -> None:

@@ -11,6 +11,7 @@ code lives here and tsn builds on it; docs/architecture.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -58,3 +59,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (the one file hash of prototxt_port and
+    tsn: conversion records, downloads, the checksum lock)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -21,7 +21,6 @@ Stable interface (also used by tsn.weights):
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from prototxt_port.files import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,6 @@ class DownloadResult:
     url: str  # the mirror that served it
     sha256: str
     size: int
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def stall_timeout(timeout_s: float | None = None) -> float:
@@ -179,7 +171,7 @@ def download(url_list, dest: str | os.PathLike, expected_sha256: str | None = No
         if err is not None:
             errors.append(f"{url}: {err}")
             continue
-        digest = sha256_file(part)
+        digest = sha256_of(part)
         if expected_sha256 and digest != expected_sha256.lower():
             mismatches.append(f"{url}: got {digest}")
             part.unlink()

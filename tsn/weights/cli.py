@@ -101,17 +101,17 @@ def _verify_one(entry, folder: Path, lock: ChecksumLock) -> tuple[str, bool]:
     """(state line, whether it is a failure) of one weight file: the download re-hashed
     against its pinned SHA-256, the converted .pt's recorded source against the same."""
     from prototxt_port.convert import load_weights
-    from tsn.download import sha256_file
+    from prototxt_port.files import sha256_of
 
     path, out = download_path(entry, folder), converted_path(entry, folder)
     rec = lock.get(entry.name)
     if not path.is_file():
         state, bad = "not downloaded" + (" (pinned)" if rec else ""), False
     elif rec is None:
-        state, bad = (f"downloaded, not pinned (sha256 {sha256_file(path)[:12]}): `tsn weights "
+        state, bad = (f"downloaded, not pinned (sha256 {sha256_of(path)[:12]}): `tsn weights "
                       f"fetch {entry.name}` pins it once it converts"), False
     else:
-        digest = sha256_file(path)
+        digest = sha256_of(path)
         bad = digest != rec.sha256
         state = (f"MISMATCH: {path} has sha256 {digest}, {lock.path} pinned {rec.sha256} "
                  f"({rec.size} bytes on {rec.recorded}): delete it and `tsn weights fetch "
